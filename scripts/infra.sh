@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Shared helpers: make sure PostgreSQL, Redis and the tansu broker are installed and
+# running. Sourced by dev-up.sh and test.sh; safe to run again (it reuses what is there).
+set -euo pipefail
+
+PG_HOST=${PG_HOST:-127.0.0.1}
+PG_PORT=${PG_PORT:-5432}
+REDIS_PORT=${REDIS_PORT:-6379}
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '[infra] %s\n' "$*" >&2; }
+
+apt_install() {
+    if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq >&2; APT_UPDATED=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+ensure_postgres() {
+    if pg_isready -q -h "$PG_HOST" -p "$PG_PORT" 2>/dev/null; then return; fi
+    if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+        log "installing PostgreSQL"
+        apt_install postgresql
+    fi
+    log "starting PostgreSQL"
+    local version; version=$(ls /etc/postgresql | sort -V | tail -n1)
+    # Local trust auth, as the test and dev URLs carry no password.
+    local hba=/etc/postgresql/$version/main/pg_hba.conf
+    if ! grep -q '^host all all 127.0.0.1/32 trust' "$hba"; then
+        sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\nlocal all all trust' "$hba"
+    fi
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    for _ in $(seq 1 30); do pg_isready -q -h "$PG_HOST" -p "$PG_PORT" && return; sleep 1; done
+    log "PostgreSQL did not come up"; return 1
+}
+
+ensure_redis() {
+    if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then return; fi
+    if ! command -v redis-server >/dev/null; then
+        log "installing Redis"
+        apt_install redis-server
+    fi
+    log "starting Redis"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no \
+        --dir /var/lib/redis --logfile /var/log/redis/ci.log
+    for _ in $(seq 1 30); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return; sleep 1; done
+    log "Redis did not come up"; return 1
+}
+
+# tansu, a Kafka-protocol broker from crates.io. Building it takes ~10-15 minutes on 2
+# cores, so an installed binary is always reused.
+ensure_tansu() {
+    if command -v tansu >/dev/null; then return; fi
+    log "installing tansu (cargo install, takes a while once)"
+    cargo install tansu --locked --features libsql >&2
+}
+
+# start_tansu PORT DIR: runs a broker on 127.0.0.1:PORT storing into DIR/tansu.db unless
+# one already listens there. SQLite storage, never memory:// (it loses records when a
+# consumer resumes inside a record batch).
+start_tansu() {
+    local port=$1 dir=$2
+    if tansu topic list --broker "tcp://127.0.0.1:$port" >/dev/null 2>&1; then return; fi
+    mkdir -p "$dir"
+    log "starting tansu on 127.0.0.1:$port (data in $dir)"
+    (cd "$dir" && nohup tansu broker \
+        --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" \
+        --storage-engine "sqlite://tansu.db" >"$dir/tansu.log" 2>&1 &
+     echo $! >"$dir/tansu.pid")
+    for _ in $(seq 1 50); do
+        tansu topic list --broker "tcp://127.0.0.1:$port" >/dev/null 2>&1 && return
+        sleep 0.2
+    done
+    log "tansu did not come up; see $dir/tansu.log"; return 1
+}
+
+stop_tansu() {
+    local dir=$1
+    if [ -f "$dir/tansu.pid" ]; then kill "$(cat "$dir/tansu.pid")" 2>/dev/null || true; rm -f "$dir/tansu.pid"; fi
+}
+
+# create_topic PORT NAME PARTITIONS (no-op when it exists)
+create_topic() {
+    local port=$1 name=$2 partitions=$3
+    if tansu topic list --broker "tcp://127.0.0.1:$port" 2>/dev/null | grep -qw "$name"; then return; fi
+    tansu topic create --broker "tcp://127.0.0.1:$port" --partitions "$partitions" "$name" >/dev/null
+}

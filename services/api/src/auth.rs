@@ -1,0 +1,77 @@
+//! `X-App-Key` authentication as an extractor: a handler that takes [`AuthUser`] only
+//! runs for a known key.
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+/// The header carrying the app key.
+pub const KEY_HEADER: &str = "x-app-key";
+
+/// SHA-256 of a key, hex-encoded: what the database stores instead of the key. Keys are
+/// random tokens (or the operator's demo keys), so a fast hash suffices for lookups.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// The authenticated caller.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AuthUser {
+    /// User id.
+    pub id: i64,
+    /// User name.
+    pub name: String,
+    /// When the user was created.
+    pub created_at: DateTime<Utc>,
+    /// Last change to the account.
+    pub updated_at: DateTime<Utc>,
+    /// The key the caller presented (`/me` echoes it as `auth_token`).
+    #[sqlx(skip)]
+    pub key: String,
+}
+
+impl AuthUser {
+    /// The user as events name them.
+    pub fn user_ref(&self) -> feed_core::event::UserRef {
+        feed_core::event::UserRef { id: self.id, name: self.name.clone() }
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let key = parts
+            .headers
+            .get(KEY_HEADER)
+            .ok_or_else(|| ApiError::bad_request("Key is missing"))?
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("Key is not valid"))?
+            .trim();
+        if key.is_empty() {
+            return Err(ApiError::unauthorized("Key is not valid"));
+        }
+        let user: Option<AuthUser> =
+            sqlx::query_as("SELECT id, name, created_at, updated_at FROM users WHERE key_hash = $1")
+                .bind(hash_key(key))
+                .fetch_optional(&state.db)
+                .await?;
+        let mut user = user.ok_or_else(|| ApiError::unauthorized("Key is not valid"))?;
+        user.key = key.to_string();
+        Ok(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hash_is_sha256_hex() {
+        assert_eq!(
+            super::hash_key("abc123"),
+            "6ca13d52ca70c883e0f0bb101e425a89e8624de51db2d2392593af6a84118090"
+        );
+    }
+}

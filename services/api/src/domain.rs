@@ -1,0 +1,91 @@
+//! Request values that cannot be invalid once built: parse, don't validate.
+
+use feed_core::event::{ObjectKind, ObjectRef};
+
+/// A user name: 1 to 64 characters of ASCII letters, digits, `_`, `-` or `.`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    /// Parses a candidate name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        ok.then(|| Self(raw.to_string()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Parses `post:21` / `photo:3` (a positive id).
+pub fn parse_object(raw: &str) -> Option<ObjectRef> {
+    let (kind, id) = raw.split_once(':')?;
+    let kind = ObjectKind::parse(kind)?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let id: i64 = id.parse().ok().filter(|id| *id > 0)?;
+    Some(ObjectRef { kind, id })
+}
+
+/// The verbs `POST /activity` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReactionVerb {
+    /// like
+    Like,
+    /// share
+    Share,
+}
+
+impl ReactionVerb {
+    /// Parses `like` or `share`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "like" => Some(Self::Like),
+            "share" => Some(Self::Share),
+            _ => None,
+        }
+    }
+
+    /// The verb as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Like => "like",
+            Self::Share => "share",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert!(Username::parse("ivan").is_some());
+        assert!(Username::parse("a_b-c.9").is_some());
+        assert!(Username::parse("").is_none());
+        assert!(Username::parse("with space").is_none());
+        assert!(Username::parse(&"x".repeat(65)).is_none());
+    }
+
+    #[test]
+    fn objects() {
+        assert_eq!(parse_object("post:21"), Some(ObjectRef { kind: ObjectKind::Post, id: 21 }));
+        assert_eq!(parse_object("photo:1"), Some(ObjectRef { kind: ObjectKind::Photo, id: 1 }));
+        for bad in ["post", "post:", "post:0", "post:-1", "post:+1", "video:1", "post:1:2", "post:99999999999999999999", ":1"] {
+            assert_eq!(parse_object(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn verbs() {
+        assert_eq!(ReactionVerb::parse("like"), Some(ReactionVerb::Like));
+        assert_eq!(ReactionVerb::parse("share"), Some(ReactionVerb::Share));
+        assert_eq!(ReactionVerb::parse("post"), None);
+    }
+}

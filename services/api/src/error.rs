@@ -1,0 +1,74 @@
+//! The one error type handlers return; it renders as the reference's JSON error body
+//! `{"error": true, "message": "..."}` with the matching status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use std::borrow::Cow;
+
+/// An error answer to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: Cow<'static, str>,
+}
+
+impl ApiError {
+    /// An error with any status.
+    pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { status, message: message.into() }
+    }
+
+    /// 400 with `message`.
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 401 with `message`.
+    pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    /// 404 with `message`.
+    pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 503: a dependency (broker, database, Redis) is unavailable; safe to retry.
+    pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": true, "message": self.message });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        tracing::error!(%error, "database error");
+        ApiError::unavailable("Database unavailable")
+    }
+}
+
+impl From<redis::RedisError> for ApiError {
+    fn from(error: redis::RedisError) -> Self {
+        tracing::error!(%error, "redis error");
+        ApiError::unavailable("Feed store unavailable")
+    }
+}
+
+impl From<bb8::RunError<redis::RedisError>> for ApiError {
+    fn from(error: bb8::RunError<redis::RedisError>) -> Self {
+        tracing::error!(%error, "redis pool error");
+        ApiError::unavailable("Feed store unavailable")
+    }
+}

@@ -1,0 +1,180 @@
+//! API: HTTP → topic.
+//!
+//! Validates requests, turns every change into an event on the feed topic, and serves
+//! reads: `/feed/friends` from the Redis feeds the fan-out maintains, everything else
+//! from the PostgreSQL projections the writer maintains. Writes answer 200 only once the
+//! broker acknowledged the event, and after waiting (bounded) for both consumer groups
+//! to apply it, so the caller's next read sees its write (see [`pipeline`]).
+
+pub mod auth;
+pub mod domain;
+pub mod error;
+pub mod json;
+pub mod pipeline;
+pub mod routes;
+pub mod users;
+
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use feed_core::config::{env_millis, env_or, CommonConfig};
+use feed_core::event::Event;
+use feed_core::feed::Keys;
+use feed_core::redis_pool::RedisPool;
+use feed_core::shutdown::Shutdown;
+use pipeline::{Publisher, ReadYourWrites};
+use sqlx::PgPool;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The API's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Shared settings (stores, broker, topic, groups).
+    pub common: CommonConfig,
+    /// `LISTEN_ADDR` (default `127.0.0.1:5000`, the reference's port); port 0 picks one.
+    pub listen_addr: SocketAddr,
+    /// `PUBLISH_TIMEOUT_MS` (default 5000): how long to wait for the broker's
+    /// acknowledgement before answering 503.
+    pub publish_timeout: Duration,
+    /// `READ_YOUR_WRITES_TIMEOUT_MS` (default 5000): how long a write waits for the
+    /// consumer groups before answering anyway.
+    pub read_your_writes_timeout: Duration,
+    /// `PROGRESS_POLL_MS` (default 1): how often waiting writes re-read progress.
+    pub progress_poll: Duration,
+    /// `DEMO_USERS` (default false): create ivan, nico and eric with keys
+    /// abc123, abc124 and abc125 at start, if they do not exist.
+    pub demo_users: bool,
+    /// `MAX_BODY_BYTES` (default 65536): larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// `DB_POOL_SIZE` (default 16) and `REDIS_POOL_SIZE` (default 32).
+    pub db_pool_size: u32,
+    /// See `db_pool_size`.
+    pub redis_pool_size: u32,
+}
+
+impl Config {
+    /// Reads the settings from the environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            common: CommonConfig::from_env()?,
+            listen_addr: env_or("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 5000)))?,
+            publish_timeout: env_millis("PUBLISH_TIMEOUT_MS", 5000)?,
+            read_your_writes_timeout: env_millis("READ_YOUR_WRITES_TIMEOUT_MS", 5000)?,
+            progress_poll: env_millis("PROGRESS_POLL_MS", 1)?,
+            demo_users: env_or("DEMO_USERS", false)?,
+            max_body_bytes: env_or("MAX_BODY_BYTES", 64 * 1024)?,
+            db_pool_size: env_or("DB_POOL_SIZE", 16)?,
+            redis_pool_size: env_or("REDIS_POOL_SIZE", 32)?,
+        })
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// PostgreSQL projections (users, objects, follows, activities).
+    pub db: PgPool,
+    /// Redis, where the friends feeds live.
+    pub redis: RedisPool,
+    /// Redis key names.
+    pub keys: Keys,
+    /// Publishes events.
+    pub publisher: Publisher,
+    /// Waits for events to be applied.
+    pub read_your_writes: ReadYourWrites,
+}
+
+/// Header telling whether the write was visible to reads when the answer was sent:
+/// `applied`, or `pending` when the read-your-writes bound expired.
+pub const CONSISTENCY_HEADER: &str = "x-read-your-writes";
+
+/// Proof that an event was acknowledged; attaches [`CONSISTENCY_HEADER`] to a response.
+#[derive(Clone, Copy, Debug)]
+pub struct Recorded {
+    /// Whether both consumer groups applied it before the answer.
+    pub applied: bool,
+}
+
+impl Recorded {
+    /// `body` with the consistency header.
+    pub fn respond(self, body: impl IntoResponse) -> Response {
+        let value = if self.applied { "applied" } else { "pending" };
+        let mut response = body.into_response();
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(CONSISTENCY_HEADER), HeaderValue::from_static(value));
+        response
+    }
+}
+
+impl AppState {
+    /// Publishes `event` and waits (bounded) until the pipeline has applied it.
+    pub async fn record(&self, event: &Event) -> Result<Recorded, error::ApiError> {
+        let position = self.publisher.publish(event).await?;
+        let applied = self.read_your_writes.wait(position).await;
+        Ok(Recorded { applied })
+    }
+}
+
+/// A bound, ready-to-serve API.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown_hook: Shutdown,
+}
+
+impl Application {
+    /// Connects to the stores and the broker, seeds demo users if asked, and binds the
+    /// listener. The broker need not be up: writes answer 503 until it is.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let common = &config.common;
+        let db = feed_core::db::connect(&common.database_url, config.db_pool_size).await?;
+        if common.run_migrations {
+            feed_core::db::migrate(&db).await?;
+        }
+        let redis = feed_core::redis_pool::pool(&common.redis_url, config.redis_pool_size).await?;
+        let keys = Keys::new(&common.redis_key_prefix);
+        let producer = feed_core::kafka::producer(&common.kafka_brokers, config.publish_timeout)?;
+        let shutdown_hook = Shutdown::new();
+        let read_your_writes = ReadYourWrites::start(
+            feed_core::redis_pool::manager(&common.redis_url).await?,
+            keys.progress(&common.writer_group, &common.feed_topic),
+            keys.progress(&common.fanout_group, &common.feed_topic),
+            config.progress_poll,
+            config.read_your_writes_timeout,
+            shutdown_hook.clone(),
+        );
+        let state = AppState {
+            db,
+            redis,
+            keys,
+            publisher: Publisher::new(producer, common.feed_topic.clone()),
+            read_your_writes,
+        };
+        if config.demo_users {
+            users::seed_demo_users(&state).await?;
+        }
+        let router = routes::router(state, config.max_body_bytes);
+        let listener = TcpListener::bind(config.listen_addr).await?;
+        Ok(Self { listener, router, shutdown_hook })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting and finishes the
+    /// requests in flight.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "api listening");
+        let stop = shutdown.clone();
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await?;
+        self.shutdown_hook.cancel();
+        tracing::info!("api stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,203 @@
+//! `GET /feed/my` (from the `activities` hypertable) and `GET /feed/friends` (one Redis
+//! sorted set, filled by the fan-out). Both newest first, with keyset cursors that stay
+//! correct while new entries arrive: a cursor names the last entry seen (its time and
+//! event id), and the next page starts strictly after it.
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use feed_core::event::ObjectKind;
+use feed_core::feed::{format_time, parse_member, FeedEntry};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/feed/my", get(my_feed)).route("/feed/friends", get(friends_feed))
+}
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 200;
+
+#[derive(Deserialize)]
+struct PageQuery {
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+/// A parsed page request.
+struct Page {
+    after: Option<Cursor>,
+    limit: usize,
+    explicit_limit: bool,
+}
+
+/// The last entry of the previous page: `<micros since epoch>_<event id>`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Cursor {
+    micros: i64,
+    event_id: Uuid,
+}
+
+impl Cursor {
+    fn parse(raw: &str) -> Option<Self> {
+        let (micros, id) = raw.split_once('_')?;
+        Some(Self { micros: micros.parse().ok()?, event_id: id.parse().ok()? })
+    }
+
+    fn encode(&self) -> String {
+        format!("{}_{}", self.micros, self.event_id)
+    }
+}
+
+impl Page {
+    fn parse(query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>) -> Result<Self, ApiError> {
+        let Query(query) = query.map_err(|_| ApiError::bad_request("Bad Request"))?;
+        let after = match query.cursor.as_deref() {
+            None | Some("") => None,
+            Some(raw) => Some(Cursor::parse(raw).ok_or_else(|| ApiError::bad_request("Cursor is not valid"))?),
+        };
+        let limit = match query.limit.as_deref() {
+            None | Some("") => DEFAULT_LIMIT,
+            Some(raw) => raw
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| ApiError::bad_request(format!("Limit must be between 1 and {MAX_LIMIT}")))?,
+        };
+        Ok(Self { after, limit, explicit_limit: query.limit.is_some_and(|l| !l.is_empty()) })
+    }
+
+    /// The `next_url` for a page whose last entry is `last`, or `""` at the end.
+    fn next_url(&self, path: &str, last: Option<Cursor>) -> String {
+        match last {
+            None => String::new(),
+            Some(cursor) if self.explicit_limit => format!("{path}?cursor={}&limit={}", cursor.encode(), self.limit),
+            Some(cursor) => format!("{path}?cursor={}", cursor.encode()),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ActivityRow {
+    time: DateTime<Utc>,
+    event_id: Uuid,
+    actor_name: String,
+    verb: String,
+    object_type: Option<String>,
+    object_id: Option<i64>,
+    target_name: Option<String>,
+}
+
+async fn my_feed(
+    State(state): State<AppState>,
+    user: AuthUser,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let page = Page::parse(query)?;
+    let (after_time, after_id) = match page.after {
+        Some(c) => (DateTime::from_timestamp_micros(c.micros), Some(c.event_id)),
+        None => (None, None),
+    };
+    let mut rows: Vec<ActivityRow> = sqlx::query_as(
+        "SELECT time, event_id, actor_name, verb, object_type, object_id, target_name
+         FROM activities
+         WHERE actor_id = $1 AND ($2::timestamptz IS NULL OR (time, event_id) < ($2, $3))
+         ORDER BY time DESC, event_id DESC
+         LIMIT $4",
+    )
+    .bind(user.id)
+    .bind(after_time)
+    .bind(after_id)
+    .bind(page.limit as i64 + 1)
+    .fetch_all(&state.db)
+    .await?;
+    let has_more = rows.len() > page.limit;
+    rows.truncate(page.limit);
+    let last = rows
+        .last()
+        .filter(|_| has_more)
+        .map(|r| Cursor { micros: r.time.timestamp_micros(), event_id: r.event_id });
+    let entries: Vec<FeedEntry> = rows
+        .into_iter()
+        .map(|r| FeedEntry {
+            actor_name: r.actor_name,
+            verb: r.verb,
+            object_id: r.object_id,
+            object_type: r.object_type.as_deref().and_then(ObjectKind::parse),
+            target_name: r.target_name,
+            time: format_time(r.time),
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "my_feed": entries, "next_url": page.next_url("/feed/my", last) })))
+}
+
+#[derive(Serialize)]
+struct FriendsFeed<'a> {
+    friends_feed: Vec<&'a RawValue>,
+    next_url: String,
+}
+
+async fn friends_feed(
+    State(state): State<AppState>,
+    user: AuthUser,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let page = Page::parse(query)?;
+    let key = state.keys.friends(user.id);
+    let mut conn = state.redis.get().await?;
+    let wanted = page.limit + 1;
+    // Entries strictly after the cursor: a lower score, or the same score and a smaller
+    // event id (Redis orders equal scores by member, and members start with the id).
+    let mut raw: Vec<(String, i64)> = Vec::with_capacity(wanted);
+    match page.after {
+        None => raw = conn.zrevrange_withscores(&key, 0, wanted as isize - 1).await?,
+        Some(cursor) => {
+            let cursor_id = cursor.event_id.to_string();
+            let mut offset = 0;
+            loop {
+                let chunk: Vec<(String, i64)> = conn
+                    .zrevrangebyscore_limit_withscores(&key, cursor.micros, "-inf", offset, wanted as isize)
+                    .await?;
+                let fetched = chunk.len();
+                raw.extend(chunk.into_iter().filter(|(member, score)| {
+                    *score < cursor.micros || parse_member(member).is_some_and(|m| m.event_id < cursor_id.as_str())
+                }));
+                offset += fetched as isize;
+                if raw.len() >= wanted || fetched < wanted {
+                    break;
+                }
+            }
+            raw.truncate(wanted);
+        }
+    }
+    drop(conn);
+    let has_more = raw.len() > page.limit;
+    raw.truncate(page.limit);
+    let members: Vec<(feed_core::feed::Member<'_>, i64)> =
+        raw.iter().filter_map(|(m, s)| parse_member(m).map(|m| (m, *s))).collect();
+    let last = members.last().filter(|_| has_more).and_then(|(m, score)| {
+        Some(Cursor { micros: *score, event_id: m.event_id.parse().ok()? })
+    });
+    let entries: Vec<&RawValue> = members.iter().filter_map(|(m, _)| serde_json::from_str(m.json).ok()).collect();
+    let body = FriendsFeed { friends_feed: entries, next_url: page.next_url("/feed/friends", last) };
+    Ok(Json(serde_json::to_value(body).map_err(|_| ApiError::unavailable("Feed store unavailable"))?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips() {
+        let cursor = Cursor { micros: 1_700_000_000_123_456, event_id: Uuid::now_v7() };
+        assert_eq!(Cursor::parse(&cursor.encode()), Some(cursor));
+        assert_eq!(Cursor::parse("garbage"), None);
+        assert_eq!(Cursor::parse("12_not-a-uuid"), None);
+    }
+}

@@ -1,0 +1,52 @@
+//! User accounts: created through the pipeline like every other change.
+
+use crate::auth::hash_key;
+use crate::domain::Username;
+use crate::error::ApiError;
+use crate::AppState;
+use feed_core::event::{Event, EventType, UserRef};
+use rand::distr::{Alphanumeric, SampleString};
+
+/// The demo accounts of the reference, created only when the operator asks.
+pub const DEMO_USERS: [(&str, &str); 3] = [("ivan", "abc123"), ("nico", "abc124"), ("eric", "abc125")];
+
+/// Looks a user up by name.
+pub async fn find_by_name(state: &AppState, name: &str) -> Result<Option<UserRef>, ApiError> {
+    let row: Option<(i64, String)> = sqlx::query_as("SELECT id, name FROM users WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&state.db)
+        .await?;
+    Ok(row.map(|(id, name)| UserRef { id, name }))
+}
+
+/// Creates a user with `key` (a fresh random one when `None`) and returns the user and
+/// the key. The key is only ever stored hashed; this is the one chance to see it.
+pub async fn create_user(state: &AppState, name: &Username, key: Option<&str>) -> Result<(UserRef, String), ApiError> {
+    if find_by_name(state, name.as_str()).await?.is_some() {
+        return Err(ApiError::new(axum::http::StatusCode::CONFLICT, "User already exists"));
+    }
+    let key = key.map(str::to_string).unwrap_or_else(|| Alphanumeric.sample_string(&mut rand::rng(), 32));
+    let id: i64 = sqlx::query_scalar("SELECT nextval('user_ids')").fetch_one(&state.db).await?;
+    let user = UserRef { id, name: name.as_str().to_string() };
+    let event = Event::new(
+        EventType::UserCreated,
+        user.clone(),
+        None,
+        None,
+        serde_json::json!({ "key_hash": hash_key(&key) }),
+    );
+    state.record(&event).await?;
+    Ok((user, key))
+}
+
+/// Creates the missing demo users (ivan, nico, eric) with their well-known keys.
+pub async fn seed_demo_users(state: &AppState) -> anyhow::Result<()> {
+    for (name, key) in DEMO_USERS {
+        let username = Username::parse(name).expect("demo names are valid");
+        if find_by_name(state, name).await.map_err(|e| anyhow::anyhow!("{e:?}"))?.is_none() {
+            create_user(state, &username, Some(key)).await.map_err(|e| anyhow::anyhow!("cannot seed {name}: {e:?}"))?;
+            tracing::info!(name, "demo user created");
+        }
+    }
+    Ok(())
+}

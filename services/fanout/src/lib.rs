@@ -1,0 +1,65 @@
+//! Fan-out: topic → Redis.
+//!
+//! Fan-out on write: a post, like or share by X is added to the friends feed (a sorted
+//! set scored by time) of every follower of X, so reading a friends feed is one Redis
+//! call. Following X copies X's recent entries into the follower's feed; unfollowing
+//! removes them. See [`feeds`] for why this is exact under concurrency and replay.
+
+pub mod feeds;
+
+use feed_core::config::{env_millis, env_or, CommonConfig};
+use feed_core::consumer::{BatchConsumer, BatchSettings};
+use feed_core::feed::Keys;
+use feed_core::shutdown::Shutdown;
+
+pub use feeds::FeedStore;
+
+/// The fan-out's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Shared settings (stores, broker, topic, groups).
+    pub common: CommonConfig,
+    /// `FANOUT_BATCH_SIZE` (default 500) and `FANOUT_LINGER_MS` (default 2).
+    pub batch: BatchSettings,
+    /// Entries kept per feed, `FEED_MAX_LEN` (default 800).
+    pub feed_max_len: usize,
+}
+
+impl Config {
+    /// Reads the settings from the environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            common: CommonConfig::from_env()?,
+            batch: BatchSettings {
+                max_records: env_or("FANOUT_BATCH_SIZE", 500)?,
+                linger: env_millis("FANOUT_LINGER_MS", 2)?,
+            },
+            feed_max_len: env_or("FEED_MAX_LEN", 800)?,
+        })
+    }
+}
+
+/// A fan-out consumer ready to run.
+pub struct Application {
+    consumer: BatchConsumer,
+    store: FeedStore,
+}
+
+impl Application {
+    /// Connects to Redis and the broker.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let common = &config.common;
+        let redis = feed_core::redis_pool::manager(&common.redis_url).await?;
+        let keys = Keys::new(&common.redis_key_prefix);
+        let kafka = feed_core::kafka::consumer(&common.kafka_brokers, &common.fanout_group)?;
+        let progress_key = keys.progress(&common.fanout_group, &common.feed_topic);
+        let consumer = BatchConsumer::new(kafka, &common.feed_topic, config.batch, redis.clone(), progress_key)?;
+        Ok(Self { consumer, store: FeedStore::new(redis, keys, config.feed_max_len) })
+    }
+
+    /// Consumes until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        tracing::info!("fan-out started");
+        self.consumer.run(self.store, shutdown).await
+    }
+}

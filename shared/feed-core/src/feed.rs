@@ -1,0 +1,169 @@
+//! Feed entries: the JSON objects `/feed/my` and `/feed/friends` return, and how the
+//! fan-out stores them in Redis sorted sets so a read needs no further lookup.
+
+use crate::event::{Event, ObjectKind};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One line of a feed, exactly as the reference API returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedEntry {
+    /// Who did it.
+    pub actor_name: String,
+    /// post, like, share, follow or unfollow.
+    pub verb: String,
+    /// The object's id for posts, likes and shares.
+    pub object_id: Option<i64>,
+    /// `post` or `photo` for posts, likes and shares.
+    pub object_type: Option<ObjectKind>,
+    /// The followed user, or the owner of a liked or shared object.
+    pub target_name: Option<String>,
+    /// RFC 3339 with microseconds, e.g. `2019-02-10T12:01:30.894037+00:00`.
+    pub time: String,
+}
+
+impl FeedEntry {
+    /// The entry an event shows as, or `None` for events that are not activities.
+    pub fn from_event(event: &Event) -> Option<Self> {
+        let verb = event.kind.verb()?;
+        Some(Self {
+            actor_name: event.actor.name.clone(),
+            verb: verb.to_string(),
+            object_id: event.object.map(|o| o.id),
+            object_type: event.object.map(|o| o.kind),
+            target_name: event.target.as_ref().map(|t| t.name.clone()),
+            time: format_time(event.time),
+        })
+    }
+}
+
+/// The feeds' time format.
+pub fn format_time(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, false)
+}
+
+/// Score of an event in a sorted set: microseconds since the epoch (exact in an f64
+/// until the year 2255).
+pub fn score(time: DateTime<Utc>) -> i64 {
+    time.timestamp_micros()
+}
+
+/// The sorted-set member for an event: `event_id|actor_id|entry-json`.
+///
+/// The event id makes the member unique and deterministic, so re-applying an event is a
+/// no-op; the actor id lets an unfollow remove exactly that actor's entries; the JSON is
+/// what a read returns.
+pub fn member(event: &Event) -> Option<String> {
+    let entry = FeedEntry::from_event(event)?;
+    let json = serde_json::to_string(&entry).ok()?;
+    Some(format!("{}|{}|{}", event.event_id, event.actor.id, json))
+}
+
+/// A member split into its parts.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Member<'a> {
+    /// The event id, used as the tie-breaker of pagination cursors.
+    pub event_id: &'a str,
+    /// The entry JSON, returned as is.
+    pub json: &'a str,
+}
+
+/// Splits a member written by [`member`]; `None` for anything else.
+pub fn parse_member(raw: &str) -> Option<Member<'_>> {
+    let (event_id, rest) = raw.split_once('|')?;
+    let (_actor, json) = rest.split_once('|')?;
+    Some(Member { event_id, json })
+}
+
+/// Names of the Redis keys, all under one configurable prefix.
+#[derive(Clone, Debug, Default)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under `prefix` (may be empty).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    /// The prefix of all friends-feed keys; the user id follows it.
+    pub fn friends_prefix(&self) -> String {
+        format!("{}feed:friends:", self.prefix)
+    }
+
+    /// Sorted set: the friends feed of `user_id`, newest = highest score.
+    pub fn friends(&self, user_id: i64) -> String {
+        format!("{}{}", self.friends_prefix(), user_id)
+    }
+
+    /// Set: ids of the users following `user_id`.
+    pub fn followers(&self, user_id: i64) -> String {
+        format!("{}followers:{}", self.prefix, user_id)
+    }
+
+    /// Sorted set: the recent fanned-out entries by `user_id`, copied to a new follower.
+    pub fn authored(&self, user_id: i64) -> String {
+        format!("{}authored:{}", self.prefix, user_id)
+    }
+
+    /// Hash partition → next offset to apply, for one consumer group on one topic.
+    pub fn progress(&self, group: &str, topic: &str) -> String {
+        format!("{}progress:{}:{}", self.prefix, group, topic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventType, ObjectRef, UserRef};
+
+    #[test]
+    fn post_becomes_the_reference_entry_shape() {
+        let event = Event::new(
+            EventType::Post,
+            UserRef { id: 2, name: "nico".into() },
+            Some(ObjectRef { kind: ObjectKind::Photo, id: 20 }),
+            None,
+            serde_json::json!({"content": "x.jpeg"}),
+        );
+        let entry: serde_json::Value =
+            serde_json::to_value(FeedEntry::from_event(&event).unwrap()).unwrap();
+        assert_eq!(entry["actor_name"], "nico");
+        assert_eq!(entry["verb"], "post");
+        assert_eq!(entry["object_id"], 20);
+        assert_eq!(entry["object_type"], "photo");
+        assert!(entry["target_name"].is_null());
+        assert!(entry["time"].as_str().unwrap().ends_with("+00:00"));
+    }
+
+    #[test]
+    fn member_round_trips_and_is_deterministic() {
+        let event = Event::new(
+            EventType::Follow,
+            UserRef { id: 1, name: "ivan".into() },
+            None,
+            Some(UserRef { id: 3, name: "eric".into() }),
+            serde_json::Value::Null,
+        );
+        let raw = member(&event).unwrap();
+        assert_eq!(member(&event).unwrap(), raw);
+        let parsed = parse_member(&raw).unwrap();
+        assert_eq!(parsed.event_id, event.event_id.to_string());
+        let entry: FeedEntry = serde_json::from_str(parsed.json).unwrap();
+        assert_eq!(entry.target_name.as_deref(), Some("eric"));
+        assert_eq!(parse_member("garbage"), None);
+    }
+
+    #[test]
+    fn user_created_is_not_an_entry() {
+        let event = Event::new(
+            EventType::UserCreated,
+            UserRef { id: 1, name: "ivan".into() },
+            None,
+            None,
+            serde_json::Value::Null,
+        );
+        assert!(member(&event).is_none());
+    }
+}

@@ -1,0 +1,68 @@
+//! Kafka clients, configured the same way everywhere.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+use std::time::Duration;
+
+/// A producer that never claims success for a record the brokers did not persist:
+/// idempotent, `acks=all`, and giving up after `delivery_timeout` so callers can answer
+/// 503 instead of hanging.
+pub fn producer(brokers: &str, delivery_timeout: Duration) -> anyhow::Result<FutureProducer> {
+    let producer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set("compression.type", "lz4")
+        .set("message.timeout.ms", delivery_timeout.as_millis().to_string())
+        .set("socket.connection.setup.timeout.ms", "3000")
+        .create()?;
+    Ok(producer)
+}
+
+/// A group consumer that stores offsets only when told to (after the downstream write is
+/// durable) and auto-commits what was stored.
+pub fn consumer(brokers: &str, group: &str) -> anyhow::Result<StreamConsumer> {
+    let consumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        // How long the broker may hold a fetch open waiting for data. tansu answers
+        // a fetch only when this expires, so it bounds the pipeline's latency.
+        .set("fetch.wait.max.ms", fetch_wait_ms().to_string())
+        .create()?;
+    Ok(consumer)
+}
+
+/// `KAFKA_FETCH_WAIT_MS` (default 10).
+fn fetch_wait_ms() -> u64 {
+    crate::config::env_or("KAFKA_FETCH_WAIT_MS", 10).unwrap_or(10)
+}
+
+/// Creates `topics` with `partitions` partitions each; existing topics are left alone.
+pub async fn create_topics(brokers: &str, topics: &[&str], partitions: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let new_topics: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&new_topics, &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => anyhow::bail!("cannot create topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! Shared building blocks of the activity-feed pipeline.
+//!
+//! Data flows API → Kafka topic → writer / fan-out → PostgreSQL / Redis. This crate
+//! holds what more than one of those stages must agree on:
+//!
+//! - [`event`]: the versioned event envelope, the public contract of the topics;
+//! - [`feed`]: how a feed entry looks and where it lives in Redis;
+//! - [`progress`]: the offsets each consumer group has applied, which the API waits on
+//!   to give clients read-your-writes;
+//! - [`consumer`]: the at-least-once batch loop both consumer groups run;
+//! - [`config`], [`telemetry`], [`kafka`], [`db`], [`redis_pool`], [`shutdown`]: setup.
+
+pub mod config;
+pub mod consumer;
+pub mod db;
+pub mod event;
+pub mod feed;
+pub mod kafka;
+pub mod progress;
+pub mod redis_pool;
+pub mod shutdown;
+pub mod telemetry;

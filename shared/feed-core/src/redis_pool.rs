@@ -1,0 +1,24 @@
+//! Redis connections: a bb8 pool for request handlers, a self-reconnecting multiplexed
+//! connection for the consumers.
+
+use bb8_redis::RedisConnectionManager;
+
+/// The pool type request handlers borrow connections from.
+pub type RedisPool = bb8::Pool<RedisConnectionManager>;
+
+/// Builds a pool of up to `size` connections.
+pub async fn pool(url: &str, size: u32) -> anyhow::Result<RedisPool> {
+    let manager = RedisConnectionManager::new(url)?;
+    let pool = bb8::Pool::builder()
+        .max_size(size)
+        .connection_timeout(std::time::Duration::from_secs(2))
+        .build(manager)
+        .await?;
+    Ok(pool)
+}
+
+/// A multiplexed connection that reconnects by itself; cheap to clone.
+pub async fn manager(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    Ok(redis::aio::ConnectionManager::new(client).await?)
+}

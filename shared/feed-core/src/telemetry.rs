@@ -1,0 +1,16 @@
+//! Logging through `tracing`: human-readable by default, JSON when `LOG_FORMAT=json`.
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+/// Installs the global subscriber. The filter comes from `RUST_LOG` (default `info`).
+/// Calling it twice (as tests do) is harmless.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let builder = fmt().with_env_filter(filter).with_target(true);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
