@@ -121,6 +121,7 @@ impl AppState {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    state: AppState,
     shutdown_hook: Shutdown,
 }
 
@@ -155,9 +156,15 @@ impl Application {
         if config.demo_users {
             users::seed_demo_users(&state).await?;
         }
-        let router = routes::router(state, config.max_body_bytes);
+        let router = routes::router(state.clone(), config.max_body_bytes);
         let listener = TcpListener::bind(config.listen_addr).await?;
-        Ok(Self { listener, router, shutdown_hook })
+        Ok(Self { listener, router, state, shutdown_hook })
+    }
+
+    /// The handlers' shared state, for tools and tests that act as the API does
+    /// (creating users, publishing).
+    pub fn state(&self) -> AppState {
+        self.state.clone()
     }
 
     /// The address actually bound (useful with port 0).

@@ -1,0 +1,417 @@
+//! Test harness: runs the real services (API, writer, fan-out) in-process against a
+//! real Kafka-protocol broker, PostgreSQL and Redis.
+//!
+//! Where those live: `DATABASE_URL` (any database on the server; each stack creates its
+//! own), `REDIS_URL` and `KAFKA_BROKERS` when set (`scripts/test.sh` sets them);
+//! otherwise the missing ones are started with testcontainers (TimescaleDB, Redis,
+//! Apache Kafka in KRaft mode), so a developer with Docker runs plain `cargo test`.
+//!
+//! Every [`Stack`] is isolated: its own database, topic, consumer groups and Redis key
+//! prefix, so tests run in parallel.
+
+use feed_core::config::CommonConfig;
+use feed_core::consumer::BatchSettings;
+use feed_core::event::UserRef;
+use feed_core::feed::Keys;
+use feed_core::shutdown::Shutdown;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+use reqwest::StatusCode;
+use serde_json::Value;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Where the backing services are.
+#[derive(Clone, Debug)]
+pub struct Infra {
+    /// A PostgreSQL URL; stacks create their databases on that server.
+    pub postgres_url: String,
+    /// Redis URL.
+    pub redis_url: String,
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+}
+
+static INFRA: OnceLock<Infra> = OnceLock::new();
+
+/// The backing services, from the environment or started once per test binary.
+pub fn infra() -> &'static Infra {
+    INFRA.get_or_init(|| {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let (postgres_url, redis_url, brokers) = (env("DATABASE_URL"), env("REDIS_URL"), env("KAFKA_BROKERS"));
+        if let (Some(postgres_url), Some(redis_url), Some(brokers)) = (&postgres_url, &redis_url, &brokers) {
+            return Infra { postgres_url: postgres_url.clone(), redis_url: redis_url.clone(), brokers: brokers.clone() };
+        }
+        containers::start(postgres_url, redis_url, brokers)
+    })
+}
+
+mod containers {
+    //! Docker-backed infrastructure for machines without local services.
+    use super::Infra;
+    use testcontainers_modules::kafka::apache::{Kafka, KAFKA_PORT};
+    use testcontainers_modules::postgres::Postgres;
+    use testcontainers_modules::redis::{Redis, REDIS_PORT};
+    use testcontainers_modules::testcontainers::runners::AsyncRunner;
+    use testcontainers_modules::testcontainers::ImageExt;
+
+    /// Starts what is missing on a thread of its own that keeps the containers alive for
+    /// the rest of the test binary (tests each have their own runtime).
+    pub fn start(postgres_url: Option<String>, redis_url: Option<String>, brokers: Option<String>) -> Infra {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("a runtime for the containers");
+            runtime.block_on(async move {
+                let mut keep = Vec::new();
+                let postgres_url = match postgres_url {
+                    Some(url) => url,
+                    None => {
+                        let c = Postgres::default()
+                            .with_name("timescale/timescaledb")
+                            .with_tag("latest-pg16")
+                            .start()
+                            .await
+                            .expect("start TimescaleDB (is Docker running?)");
+                        let port = c.get_host_port_ipv4(5432).await.expect("postgres port");
+                        keep.push(Box::new(c) as Box<dyn std::any::Any + Send>);
+                        format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres")
+                    }
+                };
+                let redis_url = match redis_url {
+                    Some(url) => url,
+                    None => {
+                        let c = Redis::default().start().await.expect("start Redis (is Docker running?)");
+                        let port = c.get_host_port_ipv4(REDIS_PORT).await.expect("redis port");
+                        keep.push(Box::new(c));
+                        format!("redis://127.0.0.1:{port}")
+                    }
+                };
+                let brokers = match brokers {
+                    Some(b) => b,
+                    None => {
+                        let c = Kafka::default().start().await.expect("start Kafka (is Docker running?)");
+                        let port = c.get_host_port_ipv4(KAFKA_PORT).await.expect("kafka port");
+                        keep.push(Box::new(c));
+                        format!("127.0.0.1:{port}")
+                    }
+                };
+                tx.send(Infra { postgres_url, redis_url, brokers }).expect("harness waits for the infra");
+                std::future::pending::<()>().await;
+                drop(keep);
+            });
+        });
+        rx.recv().expect("containers started")
+    }
+}
+
+/// `url` with its database name replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[scheme_end..].find('/').map(|i| scheme_end + i).unwrap_or(base.len());
+    let mut out = format!("{}/{}", &base[..host_end], database);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Knobs for a [`Stack`].
+#[derive(Clone, Debug)]
+pub struct StackOptions {
+    /// Seed ivan, nico and eric (keys abc123, abc124, abc125).
+    pub demo_users: bool,
+    /// Partitions of the feed topic.
+    pub partitions: i32,
+    /// The API's read-your-writes bound.
+    pub read_your_writes_timeout: Duration,
+    /// The API's broker acknowledgement bound.
+    pub publish_timeout: Duration,
+    /// Points the API (only) at other brokers, e.g. an unreachable address.
+    pub api_brokers: Option<String>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            demo_users: true,
+            partitions: 3,
+            read_your_writes_timeout: Duration::from_secs(10),
+            publish_timeout: Duration::from_secs(5),
+            api_brokers: None,
+        }
+    }
+}
+
+/// A service running in this process.
+pub struct Running {
+    shutdown: Shutdown,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Graceful stop, as on SIGTERM.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.handle.await.expect("service task").expect("service stopped cleanly");
+    }
+
+    /// Abrupt stop, as a crash: the task is dropped wherever it is.
+    pub async fn kill(self) {
+        self.handle.abort();
+        let _ = self.handle.await;
+    }
+}
+
+/// One isolated installation: database, topic, groups, key prefix, and the three services.
+pub struct Stack {
+    /// The settings the services share.
+    pub common: CommonConfig,
+    /// Base URL of the API, e.g. `http://127.0.0.1:41234`.
+    pub api_url: String,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// This stack's database.
+    pub db: PgPool,
+    /// Redis.
+    pub redis: redis::aio::ConnectionManager,
+    /// Redis key names under this stack's prefix.
+    pub keys: Keys,
+    /// The API's state, to act as the API does (create users).
+    pub api_state: api::AppState,
+    /// The API.
+    pub api: Option<Running>,
+    /// The writer.
+    pub writer: Option<Running>,
+    /// The fan-out.
+    pub fanout: Option<Running>,
+}
+
+impl Stack {
+    /// A stack with the default options.
+    pub async fn start() -> Self {
+        Self::start_with(StackOptions::default()).await
+    }
+
+    /// A stack with `options`.
+    pub async fn start_with(options: StackOptions) -> Self {
+        feed_core::telemetry::init();
+        let infra = infra();
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let database = format!("feed_test_{id}");
+        let admin = PgPool::connect(&infra.postgres_url).await.expect("connect to PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {database}")).execute(&admin).await.expect("create test database");
+        admin.close().await;
+        let common = CommonConfig {
+            database_url: with_database(&infra.postgres_url, &database),
+            redis_url: infra.redis_url.clone(),
+            redis_key_prefix: format!("test:{id}:"),
+            kafka_brokers: infra.brokers.clone(),
+            feed_topic: format!("feed-{id}"),
+            writer_group: format!("writer-{id}"),
+            fanout_group: format!("fanout-{id}"),
+            run_migrations: true,
+        };
+        feed_core::kafka::create_topics(&common.kafka_brokers, &[&common.feed_topic], options.partitions)
+            .await
+            .expect("create topic");
+        let db = feed_core::db::connect(&common.database_url, 4).await.expect("connect test database");
+        feed_core::db::migrate(&db).await.expect("migrate");
+        let redis = feed_core::redis_pool::manager(&common.redis_url).await.expect("connect Redis");
+
+        let writer = Some(spawn_writer(&common, &common.writer_group).await);
+        let fanout = Some(spawn_fanout(&common, &common.fanout_group).await);
+
+        let mut api_common = common.clone();
+        if let Some(brokers) = &options.api_brokers {
+            api_common.kafka_brokers = brokers.clone();
+        }
+        let config = api::Config {
+            common: api_common,
+            listen_addr: "127.0.0.1:0".parse().expect("literal address"),
+            publish_timeout: options.publish_timeout,
+            read_your_writes_timeout: options.read_your_writes_timeout,
+            progress_poll: Duration::from_millis(1),
+            demo_users: options.demo_users,
+            max_body_bytes: 64 * 1024,
+            db_pool_size: 8,
+            redis_pool_size: 8,
+        };
+        let app = api::Application::build(config).await.expect("build API");
+        let api_url = format!("http://{}", app.local_addr());
+        let api_state = app.state();
+        let shutdown = Shutdown::new();
+        let handle = tokio::spawn(app.run(shutdown.clone()));
+        Self {
+            keys: Keys::new(&common.redis_key_prefix),
+            common,
+            api_url,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("HTTP client"),
+            db,
+            redis,
+            api_state,
+            api: Some(Running { shutdown, handle }),
+            writer,
+            fanout,
+        }
+    }
+
+    /// Starts a writer in `group` (the stack's own group when it is the same name).
+    pub async fn spawn_writer(&self, group: &str) -> Running {
+        spawn_writer(&self.common, group).await
+    }
+
+    /// Starts a fan-out in `group`.
+    pub async fn spawn_fanout(&self, group: &str) -> Running {
+        spawn_fanout(&self.common, group).await
+    }
+
+    /// Creates a user the way the API does and returns it with its key.
+    pub async fn create_user(&self, name: &str) -> (UserRef, String) {
+        let name = api::domain::Username::parse(name).expect("valid test user name");
+        api::users::create_user(&self.api_state, &name, None).await.expect("create user")
+    }
+
+    /// `GET path` with `key` (no header when `None`).
+    pub async fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.http.get(format!("{}{}", self.api_url, path));
+        if let Some(key) = key {
+            request = request.header("X-App-Key", key);
+        }
+        read(request.send().await.expect("GET sent")).await
+    }
+
+    /// `POST path` with a JSON body and `key`.
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        let request = self.http.post(format!("{}{}", self.api_url, path)).header("X-App-Key", key).json(&body);
+        read(request.send().await.expect("POST sent")).await
+    }
+
+    /// `POST path` with a raw body and content type.
+    pub async fn post_raw(&self, path: &str, key: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        let request = self
+            .http
+            .post(format!("{}{}", self.api_url, path))
+            .header("X-App-Key", key)
+            .header("Content-Type", content_type)
+            .body(body);
+        read(request.send().await.expect("POST sent")).await
+    }
+
+    /// Every entry of a feed (`/feed/my` or `/feed/friends`), following `next_url`.
+    pub async fn whole_feed(&self, path: &str, key: &str) -> Vec<Value> {
+        let field = if path.ends_with("friends") { "friends_feed" } else { "my_feed" };
+        let mut entries = Vec::new();
+        let mut next = path.to_string();
+        while !next.is_empty() {
+            let (status, body) = self.get(&next, Some(key)).await;
+            assert_eq!(status, StatusCode::OK, "{next}: {body}");
+            entries.extend(body[field].as_array().expect("feed array").iter().cloned());
+            next = body["next_url"].as_str().expect("next_url").to_string();
+        }
+        entries
+    }
+
+    /// Per partition, the offset the next record will get (what has been published).
+    pub async fn high_watermarks(&self) -> HashMap<i32, i64> {
+        let brokers = self.common.kafka_brokers.clone();
+        let topic = self.common.feed_topic.clone();
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer =
+                ClientConfig::new().set("bootstrap.servers", &brokers).create().expect("metadata client");
+            let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)).expect("topic metadata");
+            let partitions: Vec<i32> = metadata.topics()[0].partitions().iter().map(|p| p.id()).collect();
+            partitions
+                .into_iter()
+                .map(|p| {
+                    let (_, high) = consumer.fetch_watermarks(&topic, p, Duration::from_secs(10)).expect("watermarks");
+                    (p, high)
+                })
+                .collect()
+        })
+        .await
+        .expect("watermark task")
+    }
+
+    /// How many records the topic holds.
+    pub async fn published(&self) -> i64 {
+        self.high_watermarks().await.values().sum()
+    }
+
+    /// Waits until `group` has applied everything published so far; panics after 60 s.
+    pub async fn wait_applied(&self, group: &str) {
+        let high = self.high_watermarks().await;
+        let key = self.keys.progress(group, &self.common.feed_topic);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let marks = feed_core::progress::read(&mut self.redis.clone(), &key).await.expect("read progress");
+            if high.iter().all(|(p, h)| *h == 0 || marks.get(p).is_some_and(|m| m >= h)) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{group} did not apply {high:?}, at {marks:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// All members of a Redis sorted set, with scores.
+    pub async fn zset(&self, key: &str) -> Vec<(String, i64)> {
+        redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut self.redis.clone()).await.expect("ZRANGE")
+    }
+
+    /// Stops all services gracefully.
+    pub async fn stop(mut self) {
+        for service in [self.api.take(), self.writer.take(), self.fanout.take()].into_iter().flatten() {
+            service.stop().await;
+        }
+    }
+}
+
+async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("response body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+fn settings() -> BatchSettings {
+    BatchSettings { max_records: 200, linger: Duration::from_millis(2) }
+}
+
+async fn spawn_writer(common: &CommonConfig, group: &str) -> Running {
+    let mut common = common.clone();
+    common.writer_group = group.to_string();
+    let app = writer::Application::build(writer::Config { common, batch: settings() }).await.expect("build writer");
+    let shutdown = Shutdown::new();
+    let handle = tokio::spawn(app.run(shutdown.clone()));
+    Running { shutdown, handle }
+}
+
+async fn spawn_fanout(common: &CommonConfig, group: &str) -> Running {
+    let mut common = common.clone();
+    common.fanout_group = group.to_string();
+    let config = fanout::Config { common, batch: settings(), feed_max_len: 800 };
+    let app = fanout::Application::build(config).await.expect("build fan-out");
+    let shutdown = Shutdown::new();
+    let handle = tokio::spawn(app.run(shutdown.clone()));
+    Running { shutdown, handle }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replaces_the_database_name() {
+        assert_eq!(
+            super::with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(super::with_database("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
+        assert_eq!(super::with_database("postgres://h:1", "x"), "postgres://h:1/x");
+    }
+}

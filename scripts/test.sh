@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against real services: makes sure PostgreSQL and Redis run
+# and tansu is installed, starts a throw-away tansu broker for the run, then runs
+# `cargo test` over the workspace. Extra arguments go to cargo test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/infra.sh
+
+ensure_postgres
+ensure_redis
+ensure_tansu
+
+port=${TEST_KAFKA_PORT:-19092}
+dir=$(mktemp -d /tmp/feed-test-broker.XXXXXX)
+trap 'stop_tansu "$dir"; rm -rf "$dir"' EXIT
+start_tansu "$port" "$dir"
+
+# Each test stack makes its own database; drop those of earlier runs.
+for db in $(psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'feed_test_%'"); do
+    psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+done
+
+export DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
+export REDIS_URL=redis://127.0.0.1:6379
+export KAFKA_BROKERS=127.0.0.1:$port
+export RUST_LOG=${RUST_LOG:-warn}
+cargo test --workspace "$@"
