@@ -1,0 +1,198 @@
+//! The pipeline's guarantees: nothing acknowledged is lost or doubled across a writer
+//! crash, replays are idempotent, a post racing a follow lands exactly once, and an
+//! unreachable broker gives 503 rather than a false success.
+
+use e2e::{Stack, StackOptions};
+use futures::stream::{self, StreamExt};
+use reqwest::StatusCode;
+use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const IVAN: &str = "abc123";
+
+async fn counts(stack: &Stack) -> (i64, i64) {
+    sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM activities")
+        .fetch_one(&stack.db)
+        .await
+        .expect("count activities")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_writer_mid_stream_loses_and_doubles_nothing() {
+    // A short read-your-writes bound: while the writer is down, writes are still
+    // acknowledged (the log has them) and answer "pending" after 300 ms.
+    let options = StackOptions { read_your_writes_timeout: Duration::from_millis(300), ..StackOptions::default() };
+    let mut stack = Stack::start_with(options).await;
+    const TOTAL: usize = 400;
+    let acked = Arc::new(AtomicUsize::new(0));
+
+    let load = {
+        let (http, url, acked) = (stack.http.clone(), stack.api_url.clone(), acked.clone());
+        tokio::spawn(async move {
+            stream::iter(0..TOTAL)
+                .for_each_concurrent(8, |i| {
+                    let (http, url, acked) = (http.clone(), url.clone(), acked.clone());
+                    async move {
+                        let response = http
+                            .post(format!("{url}/post"))
+                            .header("X-App-Key", IVAN)
+                            .json(&json!({"type": "post", "content": format!("n{i}")}))
+                            .send()
+                            .await
+                            .expect("request");
+                        assert_eq!(response.status(), StatusCode::OK);
+                        acked.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+                .await;
+        })
+    };
+
+    // Kill once a quarter of the load is acknowledged, restart at half.
+    while acked.load(Ordering::SeqCst) < TOTAL / 4 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stack.writer.take().expect("writer running").kill().await;
+    let rows_at_kill = counts(&stack).await.0;
+    while acked.load(Ordering::SeqCst) < TOTAL / 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let group = stack.common.writer_group.clone();
+    stack.writer = Some(stack.spawn_writer(&group).await);
+    load.await.expect("load finished");
+
+    stack.wait_applied(&group).await;
+    let (rows, distinct) = counts(&stack).await;
+    assert!(rows_at_kill < TOTAL as i64, "the kill came after the whole load");
+    assert_eq!(acked.load(Ordering::SeqCst), TOTAL);
+    assert_eq!(rows, TOTAL as i64, "rows = events acknowledged");
+    assert_eq!(distinct, rows, "no event stored twice");
+    let objects: i64 = sqlx::query_scalar("SELECT count(*) FROM objects").fetch_one(&stack.db).await.unwrap();
+    assert_eq!(objects, TOTAL as i64);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_the_topic_from_the_start_changes_nothing() {
+    let stack = Stack::start().await;
+    let users = ["abc123", "abc124", "abc125"];
+    for (i, key) in users.iter().enumerate() {
+        for j in 0..5 {
+            let (status, _) = stack.post("/post", key, json!({"type": "post", "content": format!("{i}-{j}")})).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+    for (key, other) in [("abc123", "eric"), ("abc123", "nico"), ("abc124", "ivan"), ("abc125", "ivan")] {
+        assert_eq!(stack.post("/follow", key, json!({"follow": other})).await.0, StatusCode::OK);
+    }
+    assert_eq!(stack.post("/activity", "abc124", json!({"verb": "like", "object": "post:1"})).await.0, StatusCode::OK);
+    assert_eq!(stack.post("/unfollow", "abc123", json!({"unfollow": "eric"})).await.0, StatusCode::OK);
+    for j in 0..3 {
+        assert_eq!(stack.post("/post", "abc125", json!({"type": "photo", "content": format!("late{j}")})).await.0, StatusCode::OK);
+    }
+
+    let feed_keys: Vec<String> = (1..=3).map(|id| stack.keys.friends(id)).collect();
+    let mut before = Vec::new();
+    for key in &feed_keys {
+        before.push(stack.zset(key).await);
+    }
+    assert_eq!(before[0].len(), 6, "ivan sees nico's 5 posts and like, none of eric's");
+    let rows_before = counts(&stack).await;
+    let follows_before: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT follower_id, followee_id FROM follows ORDER BY 1, 2").fetch_all(&stack.db).await.unwrap();
+
+    // Replay into the same stores with fresh groups (everything re-applied on top).
+    let writer = stack.spawn_writer("replay-writer").await;
+    let fanout = stack.spawn_fanout("replay-fanout").await;
+    stack.wait_applied("replay-writer").await;
+    stack.wait_applied("replay-fanout").await;
+    for (key, expected) in feed_keys.iter().zip(&before) {
+        assert_eq!(&stack.zset(key).await, expected, "{key} after replay on top");
+    }
+    assert_eq!(counts(&stack).await, rows_before);
+    let follows_after: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT follower_id, followee_id FROM follows ORDER BY 1, 2").fetch_all(&stack.db).await.unwrap();
+    assert_eq!(follows_after, follows_before);
+    writer.stop().await;
+    fanout.stop().await;
+
+    // Wipe the feeds and rebuild them from the log alone.
+    let mut redis = stack.redis.clone();
+    let pattern = format!("{}*", stack.common.redis_key_prefix);
+    let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut redis).await.unwrap();
+    let fanout = stack.spawn_fanout("rebuild-fanout").await;
+    stack.wait_applied("rebuild-fanout").await;
+    for (key, expected) in feed_keys.iter().zip(&before) {
+        assert_eq!(&stack.zset(key).await, expected, "{key} rebuilt from scratch");
+    }
+    fanout.stop().await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_racing_a_follow_lands_exactly_once() {
+    let stack = Stack::start().await;
+    const PAIRS: usize = 15;
+    let mut pairs = Vec::new();
+    for i in 0..PAIRS {
+        let author = stack.create_user(&format!("author{i}")).await;
+        let reader = stack.create_user(&format!("reader{i}")).await;
+        pairs.push((author, reader));
+    }
+    // Each author posts while its reader follows it, both requests in flight at once.
+    let results = futures::future::join_all(pairs.iter().map(|((author, author_key), (_, reader_key))| {
+        let stack = &stack;
+        async move {
+            let post = stack.post("/post", author_key, json!({"type": "post", "content": "race"}));
+            let follow = stack.post("/follow", reader_key, json!({"follow": author.name}));
+            let ((post_status, post_body), (follow_status, _)) = tokio::join!(post, follow);
+            assert_eq!((post_status, follow_status), (StatusCode::OK, StatusCode::OK));
+            post_body["object_id"].as_i64().expect("object id")
+        }
+    }))
+    .await;
+    stack.wait_applied(&stack.common.fanout_group).await;
+    for (((author, _), (reader, reader_key)), object_id) in pairs.iter().zip(results) {
+        let entries = stack.zset(&stack.keys.friends(reader.id)).await;
+        assert_eq!(entries.len(), 1, "{} sees {}'s post exactly once: {entries:?}", reader.name, author.name);
+        let feed = stack.whole_feed("/feed/friends", reader_key).await;
+        assert_eq!(feed, vec![feed[0].clone()]);
+        assert_eq!(feed[0]["object_id"], object_id);
+        assert_eq!(feed[0]["actor_name"], author.name.as_str());
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_broker_gives_503_and_records_nothing() {
+    // The API alone points at a closed port; the rest of the stack is healthy.
+    let options = StackOptions {
+        demo_users: false,
+        api_brokers: Some("127.0.0.1:1".to_string()),
+        publish_timeout: Duration::from_millis(1500),
+        ..StackOptions::default()
+    };
+    let stack = Stack::start_with(options).await;
+    // A user made directly in the projection: creating one needs the broker.
+    sqlx::query("INSERT INTO users (id, name, key_hash, created_at, updated_at) VALUES (1, 'ivan', $1, now(), now())")
+        .bind(api::auth::hash_key(IVAN))
+        .execute(&stack.db)
+        .await
+        .unwrap();
+
+    let (status, body) = stack.post("/post", IVAN, json!({"type": "post", "content": "lost?"})).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], true);
+    assert_eq!(body["message"], "Event log unavailable, the change was not recorded");
+    // Reads that need no broker still work.
+    let (status, body) = stack.get("/feed/my", Some(IVAN)).await;
+    assert_eq!((status, body["my_feed"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
+
+    assert_eq!(stack.published().await, 0);
+    let objects: i64 = sqlx::query_scalar("SELECT count(*) FROM objects").fetch_one(&stack.db).await.unwrap();
+    assert_eq!(objects, 0);
+    stack.stop().await;
+}
