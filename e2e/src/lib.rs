@@ -215,11 +215,14 @@ impl Stack {
             redis_key_prefix: format!("test:{id}:"),
             kafka_brokers: infra.brokers.clone(),
             feed_topic: format!("feed-{id}"),
+            events_topic: format!("events-{id}"),
+            analytics_topic: format!("analytics-{id}"),
             writer_group: format!("writer-{id}"),
             fanout_group: format!("fanout-{id}"),
             run_migrations: true,
         };
-        feed_core::kafka::create_topics(&common.kafka_brokers, &[&common.feed_topic], options.partitions)
+        let topics = [common.feed_topic.as_str(), &common.events_topic, &common.analytics_topic];
+        feed_core::kafka::create_topics(&common.kafka_brokers, &topics, options.partitions)
             .await
             .expect("create topic");
         let db = feed_core::db::connect(&common.database_url, 4).await.expect("connect test database");
@@ -294,6 +297,17 @@ impl Stack {
         read(request.send().await.expect("POST sent")).await
     }
 
+    /// `method path` with no key and no body; the status and the raw text.
+    pub async fn send_text(&self, method: reqwest::Method, path: &str) -> (StatusCode, String) {
+        let response = self.http.request(method, format!("{}{}", self.api_url, path)).send().await.expect("sent");
+        (response.status(), response.text().await.expect("body"))
+    }
+
+    /// `POST path` with a JSON body and no key.
+    pub async fn post_anonymous(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        read(self.http.post(format!("{}{}", self.api_url, path)).json(body).send().await.expect("POST sent")).await
+    }
+
     /// `POST path` with a raw body and content type.
     pub async fn post_raw(&self, path: &str, key: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
         let request = self
@@ -319,10 +333,15 @@ impl Stack {
         entries
     }
 
-    /// Per partition, the offset the next record will get (what has been published).
+    /// Per partition of the feed topic, the offset the next record will get.
     pub async fn high_watermarks(&self) -> HashMap<i32, i64> {
+        self.topic_watermarks(&self.common.feed_topic).await
+    }
+
+    /// Per partition of `topic`, the offset the next record will get.
+    pub async fn topic_watermarks(&self, topic: &str) -> HashMap<i32, i64> {
         let brokers = self.common.kafka_brokers.clone();
-        let topic = self.common.feed_topic.clone();
+        let topic = topic.to_string();
         tokio::task::spawn_blocking(move || {
             let consumer: BaseConsumer =
                 ClientConfig::new().set("bootstrap.servers", &brokers).create().expect("metadata client");
@@ -340,15 +359,26 @@ impl Stack {
         .expect("watermark task")
     }
 
-    /// How many records the topic holds.
+    /// How many records the feed topic holds.
     pub async fn published(&self) -> i64 {
         self.high_watermarks().await.values().sum()
     }
 
-    /// Waits until `group` has applied everything published so far; panics after 60 s.
+    /// How many records `topic` holds.
+    pub async fn published_on(&self, topic: &str) -> i64 {
+        self.topic_watermarks(topic).await.values().sum()
+    }
+
+    /// Waits until `group` has applied everything published on the feed topic so far;
+    /// panics after 60 s.
     pub async fn wait_applied(&self, group: &str) {
-        let high = self.high_watermarks().await;
-        let key = self.keys.progress(group, &self.common.feed_topic);
+        self.wait_applied_on(&self.common.feed_topic, group).await
+    }
+
+    /// Waits until `group` has applied everything published on `topic` so far.
+    pub async fn wait_applied_on(&self, topic: &str, group: &str) {
+        let high = self.topic_watermarks(topic).await;
+        let key = self.keys.progress(group, topic);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let marks = feed_core::progress::read(&mut self.redis.clone(), &key).await.expect("read progress");

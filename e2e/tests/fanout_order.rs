@@ -11,19 +11,19 @@ fn user(id: i64) -> UserRef {
     UserRef { id, name: format!("u{id}") }
 }
 
-fn record(event: Event) -> Record {
+fn record(event: Event) -> Record<Event> {
     Record { partition: 0, offset: 0, event }
 }
 
 /// A post by `author`; its time grows with `id`, so scores never tie.
-fn post(author: i64, id: i64) -> Record {
+fn post(author: i64, id: i64) -> Record<Event> {
     let object = ObjectRef { kind: ObjectKind::Post, id };
     let mut event = Event::new(EventType::Post, user(author), Some(object), None, serde_json::json!({"content": "x"}));
     event.time = chrono::DateTime::from_timestamp(1_700_000_000 + id, 0).expect("valid time");
     record(event)
 }
 
-fn follow(kind: EventType, follower: i64, followee: i64) -> Record {
+fn follow(kind: EventType, follower: i64, followee: i64) -> Record<Event> {
     record(Event::new(kind, user(follower), None, Some(user(followee)), serde_json::Value::Null))
 }
 
@@ -79,7 +79,7 @@ async fn feeds_are_trimmed_to_the_newest_entries() {
     let keys = Keys::new(format!("test:{}:", uuid::Uuid::new_v4().simple()));
     let mut store = FeedStore::new(redis.clone(), keys.clone(), 5);
     let mut batch = vec![follow(EventType::Follow, 2, 1)];
-    let posts: Vec<Record> = (1..=8).map(|i| post(1, i)).collect();
+    let posts: Vec<Record<Event>> = (1..=8).map(|i| post(1, i)).collect();
     batch.extend(posts.iter().cloned());
     store.apply(&batch).await.expect("apply");
     let mut redis = redis;

@@ -11,12 +11,18 @@ use std::borrow::Cow;
 pub struct ApiError {
     status: StatusCode,
     message: Cow<'static, str>,
+    field: Option<&'static str>,
 }
 
 impl ApiError {
     /// An error with any status.
     pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { status, message: message.into() }
+        Self { status, message: message.into(), field: None }
+    }
+
+    /// 400 about one request field, named in the body as `"field"`.
+    pub fn invalid_field(field: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { field: Some(field), ..Self::bad_request(message) }
     }
 
     /// 400 with `message`.
@@ -47,7 +53,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": true, "message": self.message });
+        let mut body = serde_json::json!({ "error": true, "message": self.message });
+        if let Some(field) = self.field {
+            body["field"] = field.into();
+        }
         (self.status, Json(body)).into_response()
     }
 }

@@ -21,7 +21,7 @@ use feed_core::event::Event;
 use feed_core::feed::Keys;
 use feed_core::redis_pool::RedisPool;
 use feed_core::shutdown::Shutdown;
-use pipeline::{Publisher, ReadYourWrites};
+use pipeline::{Publisher, ReadYourWrites, Stream};
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -79,10 +79,14 @@ pub struct AppState {
     pub redis: RedisPool,
     /// Redis key names.
     pub keys: Keys,
-    /// Publishes events.
+    /// Publishes records.
     pub publisher: Publisher,
-    /// Waits for events to be applied.
-    pub read_your_writes: ReadYourWrites,
+    /// The feed topic; reads wait on the writer and the fan-out.
+    pub feed: Stream,
+    /// The generic events topic; reads wait on the writer.
+    pub events: Stream,
+    /// The analytics topic; reads wait on the writer.
+    pub analytics: Stream,
 }
 
 /// Header telling whether the write was visible to reads when the answer was sent:
@@ -109,10 +113,27 @@ impl Recorded {
 }
 
 impl AppState {
-    /// Publishes `event` and waits (bounded) until the pipeline has applied it.
+    /// Publishes a feed `event` and waits (bounded) until the pipeline has applied it.
     pub async fn record(&self, event: &Event) -> Result<Recorded, error::ApiError> {
-        let position = self.publisher.publish(event).await?;
-        let applied = self.read_your_writes.wait(position).await;
+        let event_id = event.event_id.to_string();
+        let headers = [
+            ("event_id", event_id.as_str()),
+            ("event_type", event.kind.verb().unwrap_or("user_created")),
+            ("schema_version", "1"),
+        ];
+        self.record_on(&self.feed, &event.key(), &event.to_bytes(), &headers).await
+    }
+
+    /// Publishes one record on `stream` and waits (bounded) until it is applied.
+    pub async fn record_on(
+        &self,
+        stream: &Stream,
+        key: &str,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<Recorded, error::ApiError> {
+        let position = self.publisher.publish(&stream.topic, key, payload, headers).await?;
+        let applied = stream.read_your_writes.wait(position).await;
         Ok(Recorded { applied })
     }
 }
@@ -138,20 +159,25 @@ impl Application {
         let keys = Keys::new(&common.redis_key_prefix);
         let producer = feed_core::kafka::producer(&common.kafka_brokers, config.publish_timeout)?;
         let shutdown_hook = Shutdown::new();
-        let read_your_writes = ReadYourWrites::start(
-            feed_core::redis_pool::manager(&common.redis_url).await?,
-            keys.progress(&common.writer_group, &common.feed_topic),
-            keys.progress(&common.fanout_group, &common.feed_topic),
-            config.progress_poll,
-            config.read_your_writes_timeout,
-            shutdown_hook.clone(),
-        );
+        let progress_redis = feed_core::redis_pool::manager(&common.redis_url).await?;
+        let stream = |topic: &str, groups: &[&str]| Stream {
+            topic: topic.to_string(),
+            read_your_writes: ReadYourWrites::start(
+                progress_redis.clone(),
+                groups.iter().map(|group| keys.progress(group, topic)).collect(),
+                config.progress_poll,
+                config.read_your_writes_timeout,
+                shutdown_hook.clone(),
+            ),
+        };
         let state = AppState {
+            feed: stream(&common.feed_topic, &[&common.writer_group, &common.fanout_group]),
+            events: stream(&common.events_topic, &[&common.events_writer_group()]),
+            analytics: stream(&common.analytics_topic, &[&common.analytics_writer_group()]),
             db,
             redis,
             keys,
-            publisher: Publisher::new(producer, common.feed_topic.clone()),
-            read_your_writes,
+            publisher: Publisher::new(producer),
         };
         if config.demo_users {
             users::seed_demo_users(&state).await?;

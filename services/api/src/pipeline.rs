@@ -2,7 +2,6 @@
 //! waiting until both consumer groups have applied it.
 
 use crate::error::ApiError;
-use feed_core::event::Event;
 use feed_core::progress::{self, Marks};
 use feed_core::shutdown::Shutdown;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -20,49 +19,63 @@ pub struct Position {
     pub offset: i64,
 }
 
-/// Publishes events on the feed topic.
+/// Publishes records; one producer serves every topic.
 #[derive(Clone)]
 pub struct Publisher {
     producer: FutureProducer,
-    topic: String,
 }
 
 impl Publisher {
-    /// A publisher on `topic`.
-    pub fn new(producer: FutureProducer, topic: String) -> Self {
-        Self { producer, topic }
+    /// A publisher over `producer`.
+    pub fn new(producer: FutureProducer) -> Self {
+        Self { producer }
     }
 
-    /// Sends `event` and resolves once the broker acknowledged it (all in-sync replicas);
-    /// 503 when the broker does not within the producer's delivery timeout.
-    pub async fn publish(&self, event: &Event) -> Result<Position, ApiError> {
-        let payload = event.to_bytes();
-        let key = event.key();
-        let event_id = event.event_id.to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header { key: "event_id", value: Some(event_id.as_str()) })
-            .insert(Header { key: "event_type", value: Some(event.kind.verb().unwrap_or("user_created")) })
-            .insert(Header { key: "schema_version", value: Some("1") });
-        let record = FutureRecord::to(&self.topic).key(&key).payload(&payload).headers(headers);
+    /// The underlying client, for health checks.
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    /// Sends one record and resolves once the broker acknowledged it (all in-sync
+    /// replicas); 503 when it does not within the producer's delivery timeout.
+    /// `headers` must include `event_id`, which is also logged.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<Position, ApiError> {
+        let event_id = headers.iter().find(|(k, _)| *k == "event_id").map(|(_, v)| *v).unwrap_or_default();
+        let headers = headers
+            .iter()
+            .fold(OwnedHeaders::new(), |h, (key, value)| h.insert(Header { key, value: Some(*value) }));
+        let record = FutureRecord::to(topic).key(key).payload(payload).headers(headers);
         match self.producer.send(record, Duration::from_millis(100)).await {
             Ok(delivery) => {
-                tracing::debug!(event_id, partition = delivery.partition, offset = delivery.offset, "event published");
+                tracing::debug!(event_id, topic, partition = delivery.partition, offset = delivery.offset, "published");
                 Ok(Position { partition: delivery.partition, offset: delivery.offset })
             }
             Err((error, _)) => {
-                tracing::error!(event_id, %error, "event not acknowledged by the broker");
+                tracing::error!(event_id, topic, %error, "not acknowledged by the broker");
                 Err(ApiError::unavailable("Event log unavailable, the change was not recorded"))
             }
         }
     }
 }
 
-/// What the consumer groups have applied, as last read from Redis.
-#[derive(Clone, Debug, Default)]
-struct Applied {
-    writer: Marks,
-    fanout: Marks,
+/// A topic the API writes to, with the consumer groups a client's next read depends on.
+#[derive(Clone)]
+pub struct Stream {
+    /// The topic.
+    pub topic: String,
+    /// Waits for the groups that make a record visible to reads.
+    pub read_your_writes: ReadYourWrites,
 }
+
+/// What the awaited consumer groups have applied, as last read from Redis, one
+/// [`Marks`] per group.
+type Applied = Vec<Marks>;
 
 /// Waits for the consumer groups to apply a published position.
 ///
@@ -76,12 +89,11 @@ pub struct ReadYourWrites {
 }
 
 impl ReadYourWrites {
-    /// Starts the poller; it reads the marks under `writer_key` and `fanout_key` every
-    /// `poll` while requests wait, and stops on `shutdown`.
+    /// Starts the poller; it reads the progress marks under `keys` (one per consumer
+    /// group to wait for) every `poll` while requests wait, and stops on `shutdown`.
     pub fn start(
         redis: redis::aio::ConnectionManager,
-        writer_key: String,
-        fanout_key: String,
+        keys: Vec<String>,
         poll: Duration,
         timeout: Duration,
         shutdown: Shutdown,
@@ -89,15 +101,14 @@ impl ReadYourWrites {
         let (applied, _) = watch::channel(Applied::default());
         let wake = Arc::new(Notify::new());
         let this = Self { applied, wake, timeout };
-        tokio::spawn(this.clone().poll(redis, writer_key, fanout_key, poll, shutdown));
+        tokio::spawn(this.clone().poll(redis, keys, poll, shutdown));
         this
     }
 
     async fn poll(
         self,
         mut redis: redis::aio::ConnectionManager,
-        writer_key: String,
-        fanout_key: String,
+        keys: Vec<String>,
         interval: Duration,
         shutdown: Shutdown,
     ) {
@@ -108,10 +119,13 @@ impl ReadYourWrites {
                     _ = self.wake.notified() => {},
                 }
             }
-            let both = redis::pipe().hgetall(&writer_key).hgetall(&fanout_key).query_async(&mut redis).await;
-            match both {
-                Ok((writer, fanout)) => {
-                    self.applied.send_replace(Applied { writer, fanout });
+            let mut pipe = redis::pipe();
+            for key in &keys {
+                pipe.hgetall(key);
+            }
+            match pipe.query_async::<Applied>(&mut redis).await {
+                Ok(applied) => {
+                    self.applied.send_replace(applied);
                 }
                 Err(error) => tracing::warn!(%error, "cannot read pipeline progress"),
             }
@@ -122,15 +136,15 @@ impl ReadYourWrites {
         }
     }
 
-    /// Waits until the writer and the fan-out have both applied `position`, at most the
+    /// Waits until every awaited group has applied `position`, at most the
     /// configured bound. `true` if they did; `false` when the bound expired (the event is
     /// still durable in the log and will be applied, only later).
     pub async fn wait(&self, position: Position) -> bool {
         let mut applied = self.applied.subscribe();
         self.wake.notify_one();
-        let done = |a: &Applied| {
-            progress::covers(&a.writer, position.partition, position.offset)
-                && progress::covers(&a.fanout, position.partition, position.offset)
+        let done = |applied: &Applied| {
+            !applied.is_empty()
+                && applied.iter().all(|marks| progress::covers(marks, position.partition, position.offset))
         };
         let result = tokio::time::timeout(self.timeout, applied.wait_for(done)).await;
         let applied = matches!(result, Ok(Ok(_)));

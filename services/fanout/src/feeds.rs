@@ -15,7 +15,7 @@
 //! primary with replicas) allows; Redis Cluster would need the feeds split by slot.
 
 use feed_core::consumer::{BatchHandler, Record};
-use feed_core::event::EventType;
+use feed_core::event::{Event, EventType};
 use feed_core::feed::{self, Keys};
 use redis::aio::ConnectionManager;
 use redis::Script;
@@ -89,7 +89,7 @@ impl FeedStore {
 
     /// Adds the script invocation for one event to `pipe`; events that change no feed
     /// add nothing.
-    fn push_event(&self, pipe: &mut redis::Pipeline, record: &Record) {
+    fn push_event(&self, pipe: &mut redis::Pipeline, record: &Record<Event>) {
         let event = &record.event;
         let actor = event.actor.id;
         match (event.kind, &event.target) {
@@ -132,10 +132,10 @@ impl FeedStore {
     }
 }
 
-impl BatchHandler for FeedStore {
+impl BatchHandler<Event> for FeedStore {
     /// Runs the batch as one pipeline on one connection, so Redis applies the scripts
     /// in offset order.
-    async fn apply(&mut self, records: &[Record]) -> anyhow::Result<()> {
+    async fn apply(&mut self, records: &[Record<Event>]) -> anyhow::Result<()> {
         let mut pipe = redis::pipe();
         // Loading is cheap and makes the batch survive a Redis restart (NOSCRIPT).
         for script in [&self.fan_out, &self.follow, &self.unfollow] {

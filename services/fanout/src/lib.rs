@@ -41,7 +41,7 @@ impl Config {
 
 /// A fan-out consumer ready to run.
 pub struct Application {
-    consumer: BatchConsumer,
+    consumer: BatchConsumer<feed_core::event::Event>,
     store: FeedStore,
 }
 
@@ -51,9 +51,14 @@ impl Application {
         let common = &config.common;
         let redis = feed_core::redis_pool::manager(&common.redis_url).await?;
         let keys = Keys::new(&common.redis_key_prefix);
-        let kafka = feed_core::kafka::consumer(&common.kafka_brokers, &common.fanout_group)?;
-        let progress_key = keys.progress(&common.fanout_group, &common.feed_topic);
-        let consumer = BatchConsumer::new(kafka, &common.feed_topic, config.batch, redis.clone(), progress_key)?;
+        let consumer = BatchConsumer::connect(
+            &common.kafka_brokers,
+            &common.fanout_group,
+            &common.feed_topic,
+            config.batch,
+            redis.clone(),
+            &keys,
+        )?;
         Ok(Self { consumer, store: FeedStore::new(redis, keys, config.feed_max_len) })
     }
 

@@ -1,24 +1,30 @@
-//! Writer: topic → PostgreSQL.
+//! Writer: topics → PostgreSQL.
 //!
-//! Consumes the feed topic in batches and writes each batch in one transaction: the
-//! `activities` hypertable plus the projections the API reads (`users`, `objects`,
-//! `follows`). Offsets are stored only after the transaction commits, and every insert
-//! is idempotent, so a crash at any point loses nothing and doubles nothing.
+//! Three consumers in one process, one per topic, each writing its batches with
+//! idempotent statements and storing offsets only after they commit, so a crash at any
+//! point loses nothing and doubles nothing:
+//! - feed events → the `activities` hypertable plus the projections the API reads
+//!   (`users`, `objects`, `follows`) ([`feed`]);
+//! - generic events → `generic_events` ([`events`]);
+//! - analytics hits → `analytics_hits` and the hourly rollup ([`analytics`]).
 
-mod store;
+pub mod analytics;
+pub mod events;
+pub mod feed;
+mod partitions;
 
 use feed_core::config::{env_millis, env_or, CommonConfig};
 use feed_core::consumer::{BatchConsumer, BatchSettings};
+use feed_core::event::Event;
 use feed_core::feed::Keys;
 use feed_core::shutdown::Shutdown;
+use feed_core::streams::{AnalyticsHit, LoggedEvent};
 use sqlx::PgPool;
-
-pub use store::PgStore;
 
 /// The writer's settings.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Shared settings (stores, broker, topic, groups).
+    /// Shared settings (stores, broker, topics, groups).
     pub common: CommonConfig,
     /// `WRITER_BATCH_SIZE` (default 1000) and `WRITER_LINGER_MS` (default 5).
     pub batch: BatchSettings,
@@ -37,30 +43,44 @@ impl Config {
     }
 }
 
-/// A writer ready to consume.
+/// A writer ready to consume its three topics.
 pub struct Application {
-    consumer: BatchConsumer,
-    store: PgStore,
+    feed: BatchConsumer<Event>,
+    events: BatchConsumer<LoggedEvent>,
+    analytics: BatchConsumer<AnalyticsHit>,
+    pool: PgPool,
 }
 
 impl Application {
     /// Connects to PostgreSQL (migrating it if configured), Redis and the broker.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let common = &config.common;
-        let pool: PgPool = feed_core::db::connect(&common.database_url, 4).await?;
+        let pool: PgPool = feed_core::db::connect(&common.database_url, 6).await?;
         if common.run_migrations {
             feed_core::db::migrate(&pool).await?;
         }
         let redis = feed_core::redis_pool::manager(&common.redis_url).await?;
-        let kafka = feed_core::kafka::consumer(&common.kafka_brokers, &common.writer_group)?;
-        let progress_key = Keys::new(&common.redis_key_prefix).progress(&common.writer_group, &common.feed_topic);
-        let consumer = BatchConsumer::new(kafka, &common.feed_topic, config.batch, redis, progress_key)?;
-        Ok(Self { consumer, store: PgStore::new(pool) })
+        let keys = Keys::new(&common.redis_key_prefix);
+        let brokers = &common.kafka_brokers;
+        let (feed_group, events_group, analytics_group) =
+            (&common.writer_group, &common.events_writer_group(), &common.analytics_writer_group());
+        Ok(Self {
+            feed: BatchConsumer::connect(brokers, feed_group, &common.feed_topic, config.batch, redis.clone(), &keys)?,
+            events: BatchConsumer::connect(brokers, events_group, &common.events_topic, config.batch, redis.clone(), &keys)?,
+            analytics: BatchConsumer::connect(brokers, analytics_group, &common.analytics_topic, config.batch, redis, &keys)?,
+            pool,
+        })
     }
 
-    /// Consumes until `shutdown` is cancelled.
+    /// Consumes until `shutdown` is cancelled; each consumer finishes its batch first.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         tracing::info!("writer started");
-        self.consumer.run(self.store, shutdown).await
+        let pool = self.pool;
+        tokio::try_join!(
+            self.feed.run(feed::FeedWriter::new(pool.clone()), shutdown.clone()),
+            self.events.run(events::EventsWriter::new(pool.clone()), shutdown.clone()),
+            self.analytics.run(analytics::AnalyticsWriter::new(pool), shutdown),
+        )?;
+        Ok(())
     }
 }

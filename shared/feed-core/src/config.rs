@@ -40,7 +40,13 @@ pub struct CommonConfig {
     pub kafka_brokers: String,
     /// Topic carrying the feed events (`FEED_TOPIC`).
     pub feed_topic: String,
-    /// Consumer group of the writer (`WRITER_GROUP`); the API waits on its progress.
+    /// Topic carrying generic events (`EVENTS_TOPIC`).
+    pub events_topic: String,
+    /// Topic carrying analytics hits (`ANALYTICS_TOPIC`).
+    pub analytics_topic: String,
+    /// Consumer group of the writer on the feed topic (`WRITER_GROUP`); on the other
+    /// topics it uses this name with `-events` / `-analytics` appended. The API waits on
+    /// their progress.
     pub writer_group: String,
     /// Consumer group of the fan-out (`FANOUT_GROUP`); the API waits on its progress.
     pub fanout_group: String,
@@ -60,9 +66,21 @@ impl CommonConfig {
             redis_key_prefix: env_or("REDIS_KEY_PREFIX", String::new())?,
             kafka_brokers: env_or("KAFKA_BROKERS", "127.0.0.1:9092".to_string())?,
             feed_topic: env_or("FEED_TOPIC", "feed-events".to_string())?,
+            events_topic: env_or("EVENTS_TOPIC", "events".to_string())?,
+            analytics_topic: env_or("ANALYTICS_TOPIC", "analytics-hits".to_string())?,
             writer_group: env_or("WRITER_GROUP", "feed-writer".to_string())?,
             fanout_group: env_or("FANOUT_GROUP", "feed-fanout".to_string())?,
             run_migrations: env_or("RUN_MIGRATIONS", true)?,
         })
+    }
+
+    /// The writer's group on the generic events topic.
+    pub fn events_writer_group(&self) -> String {
+        format!("{}-events", self.writer_group)
+    }
+
+    /// The writer's group on the analytics topic.
+    pub fn analytics_writer_group(&self) -> String {
+        format!("{}-analytics", self.writer_group)
     }
 }

@@ -2,32 +2,33 @@
 //! store its offsets and publish progress. A crash anywhere before the store means the
 //! batch is delivered again, so every [`BatchHandler`] must be idempotent.
 
-use crate::event::Event;
+use crate::event::Decode;
 use crate::progress;
 use crate::shutdown::Shutdown;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::time::Duration;
 use tokio::time::{sleep, timeout_at, Instant};
 
 /// One decoded record with where it came from.
 #[derive(Debug, Clone)]
-pub struct Record {
+pub struct Record<T> {
     /// Partition the record was read from.
     pub partition: i32,
     /// Its offset in that partition.
     pub offset: i64,
     /// The decoded event.
-    pub event: Event,
+    pub event: T,
 }
 
 /// Applies a batch of events downstream. `apply` must be idempotent: after a crash the
 /// same records come again. An error makes the loop retry the same batch.
-pub trait BatchHandler: Send {
+pub trait BatchHandler<T>: Send {
     /// Applies `records` (in offset order per partition) durably.
-    fn apply(&mut self, records: &[Record]) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn apply(&mut self, records: &[Record<T>]) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
 /// How big a batch may grow and how long to wait for it to fill.
@@ -39,16 +40,17 @@ pub struct BatchSettings {
     pub linger: Duration,
 }
 
-/// A subscribed consumer plus what it needs to report progress.
-pub struct BatchConsumer {
+/// A subscribed consumer of records of type `T`, plus what it needs to report progress.
+pub struct BatchConsumer<T> {
     consumer: StreamConsumer,
     topic: String,
     settings: BatchSettings,
     redis: redis::aio::ConnectionManager,
     progress_key: String,
+    records: PhantomData<fn() -> T>,
 }
 
-impl BatchConsumer {
+impl<T: Decode + Send + Sync> BatchConsumer<T> {
     /// Subscribes `consumer` to `topic`; progress goes to the Redis hash `progress_key`.
     pub fn new(
         consumer: StreamConsumer,
@@ -58,12 +60,25 @@ impl BatchConsumer {
         progress_key: String,
     ) -> anyhow::Result<Self> {
         consumer.subscribe(&[topic])?;
-        Ok(Self { consumer, topic: topic.to_string(), settings, redis, progress_key })
+        Ok(Self { consumer, topic: topic.to_string(), settings, redis, progress_key, records: PhantomData })
+    }
+
+    /// A consumer in `group` on `topic`, reporting progress under the group's key.
+    pub fn connect(
+        brokers: &str,
+        group: &str,
+        topic: &str,
+        settings: BatchSettings,
+        redis: redis::aio::ConnectionManager,
+        keys: &crate::feed::Keys,
+    ) -> anyhow::Result<Self> {
+        let consumer = crate::kafka::consumer(brokers, group)?;
+        Self::new(consumer, topic, settings, redis, keys.progress(group, topic))
     }
 
     /// Runs until `shutdown` is cancelled, then commits what was applied and leaves the
     /// group. Returns early only on an unrecoverable consumer error.
-    pub async fn run<H: BatchHandler>(mut self, mut handler: H, shutdown: Shutdown) -> anyhow::Result<()> {
+    pub async fn run<H: BatchHandler<T>>(mut self, mut handler: H, shutdown: Shutdown) -> anyhow::Result<()> {
         while let Some(batch) = self.next_batch(&shutdown).await? {
             let records = self.decode(&batch);
             if !self.apply_with_retry(&mut handler, &records, &shutdown).await {
@@ -96,10 +111,10 @@ impl BatchConsumer {
         Ok(Some(batch))
     }
 
-    fn decode(&self, batch: &[Raw]) -> Vec<Record> {
+    fn decode(&self, batch: &[Raw]) -> Vec<Record<T>> {
         batch
             .iter()
-            .filter_map(|raw| match Event::from_bytes(&raw.payload) {
+            .filter_map(|raw| match T::decode(&raw.payload) {
                 Ok(event) => Some(Record { partition: raw.partition, offset: raw.offset, event }),
                 Err(error) => {
                     tracing::error!(
@@ -113,10 +128,10 @@ impl BatchConsumer {
     }
 
     /// Applies until success; `false` if shutdown came first.
-    async fn apply_with_retry<H: BatchHandler>(
+    async fn apply_with_retry<H: BatchHandler<T>>(
         &self,
         handler: &mut H,
-        records: &[Record],
+        records: &[Record<T>],
         shutdown: &Shutdown,
     ) -> bool {
         let mut backoff = Duration::from_millis(50);

@@ -166,16 +166,37 @@ impl Event {
 
     /// Decodes a record value, refusing envelopes of a newer major schema.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let event: Event = serde_json::from_slice(bytes).map_err(DecodeError::Json)?;
-        if event.schema_version > SCHEMA_VERSION {
-            return Err(DecodeError::UnknownVersion(event.schema_version));
-        }
-        Ok(event)
+        decode_versioned(bytes, |e: &Event| e.schema_version)
     }
 
     /// The `payload.<field>` string, if present.
     pub fn payload_str(&self, field: &str) -> Option<&str> {
         self.payload.get(field).and_then(|v| v.as_str())
+    }
+}
+
+/// A record value type consumers can decode: the feed [`Event`] and the other streams'
+/// envelopes (see [`crate::streams`]).
+pub trait Decode: Sized {
+    /// Decodes a record value.
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError>;
+}
+
+impl Decode for Event {
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Event::from_bytes(bytes)
+    }
+}
+
+/// Decodes a JSON envelope with a `schema_version` field, refusing newer versions.
+pub fn decode_versioned<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    version_of: impl Fn(&T) -> u16,
+) -> Result<T, DecodeError> {
+    let value: T = serde_json::from_slice(bytes).map_err(DecodeError::Json)?;
+    match version_of(&value) {
+        v if v > SCHEMA_VERSION => Err(DecodeError::UnknownVersion(v)),
+        _ => Ok(value),
     }
 }
 

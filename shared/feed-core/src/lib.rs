@@ -7,7 +7,8 @@
 //! - [`feed`]: how a feed entry looks and where it lives in Redis;
 //! - [`progress`]: the offsets each consumer group has applied, which the API waits on
 //!   to give clients read-your-writes;
-//! - [`consumer`]: the at-least-once batch loop both consumer groups run;
+//! - [`streams`]: the envelopes of the generic-event and analytics streams;
+//! - [`consumer`]: the at-least-once batch loop every consumer group runs;
 //! - [`config`], [`telemetry`], [`kafka`], [`db`], [`redis_pool`], [`shutdown`]: setup.
 
 pub mod config;
@@ -19,4 +20,5 @@ pub mod kafka;
 pub mod progress;
 pub mod redis_pool;
 pub mod shutdown;
+pub mod streams;
 pub mod telemetry;

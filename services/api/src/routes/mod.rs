@@ -1,6 +1,8 @@
 //! One module per HTTP resource, each with its own `router()`.
 
 mod activities;
+mod analytics;
+mod events;
 mod feeds;
 mod follows;
 mod health;
@@ -22,6 +24,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(follows::router())
         .merge(feeds::router())
         .merge(health::router())
+        .merge(events::router())
+        .merge(analytics::router())
         .fallback(|| async { ApiError::not_found("Not found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")

@@ -1,46 +1,34 @@
-//! How one batch of events lands in PostgreSQL: one transaction, set-based inserts,
-//! every statement idempotent.
+//! How one batch of feed events lands in PostgreSQL: one transaction, set-based
+//! inserts, every statement idempotent.
 
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use crate::partitions::Partitions;
+use chrono::{DateTime, Utc};
 use feed_core::consumer::{BatchHandler, Record};
 use feed_core::event::{Event, EventType};
 use sqlx::types::Json;
 use sqlx::PgPool;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
-/// Writes batches into the `activities` hypertable and the projections.
-pub struct PgStore {
+/// Writes feed events into the `activities` hypertable and the projections.
+pub struct FeedWriter {
     pool: PgPool,
-    /// Days whose native partition is known to exist (see `feed_ensure_partition`).
-    ensured_days: HashSet<DateTime<Utc>>,
+    partitions: Partitions,
 }
 
-impl PgStore {
-    /// A store on `pool`.
+impl FeedWriter {
+    /// A writer on `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, ensured_days: HashSet::new() }
-    }
-
-    async fn ensure_partitions(&mut self, events: &[&Event]) -> anyhow::Result<()> {
-        for event in events {
-            let day = event.time.duration_trunc(Duration::days(1)).unwrap_or(event.time);
-            if self.ensured_days.insert(day) {
-                sqlx::query("SELECT feed_ensure_partition('activities', $1)")
-                    .bind(event.time)
-                    .execute(&self.pool)
-                    .await?;
-            }
-        }
-        Ok(())
+        Self { pool, partitions: Partitions::default() }
     }
 }
 
-impl BatchHandler for PgStore {
-    async fn apply(&mut self, records: &[Record]) -> anyhow::Result<()> {
+impl BatchHandler<Event> for FeedWriter {
+    async fn apply(&mut self, records: &[Record<Event>]) -> anyhow::Result<()> {
         let events: Vec<&Event> = records.iter().map(|r| &r.event).collect();
         let activities: Vec<&Event> = events.iter().copied().filter(|e| e.kind.verb().is_some()).collect();
-        self.ensure_partitions(&activities).await?;
+        let times: Vec<DateTime<Utc>> = activities.iter().map(|e| e.time).collect();
+        self.partitions.ensure(&self.pool, "activities", &times).await?;
 
         let mut tx = self.pool.begin().await?;
         insert_users(&mut tx, &events).await?;

@@ -1,0 +1,75 @@
+//! `POST /analytics` and `GET /analytics` (narrative-analytics reference): hits go
+//! through the analytics topic; the writer keeps an exact hourly rollup, so a GET of
+//! any hour, the current one included, is one primary-key lookup whatever the volume.
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use feed_core::streams::{AnalyticsHit, HitKind};
+use std::collections::HashMap;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/analytics", get(counts).post(record))
+}
+
+type Params = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
+
+fn params(query: Params) -> Result<HashMap<String, String>, ApiError> {
+    query.map(|Query(p)| p).map_err(|_| ApiError::bad_request("Bad Request"))
+}
+
+/// `timestamp`: milliseconds since the epoch, from 1970 to the year 9999.
+fn timestamp(params: &HashMap<String, String>) -> Result<DateTime<Utc>, ApiError> {
+    let raw = params
+        .get("timestamp")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::invalid_field("timestamp", "timestamp is required"))?;
+    raw.parse::<i64>()
+        .ok()
+        .filter(|ms| (0..=253_402_300_799_999).contains(ms))
+        .and_then(DateTime::from_timestamp_millis)
+        .ok_or_else(|| ApiError::invalid_field("timestamp", "timestamp must be milliseconds since the epoch"))
+}
+
+async fn record(State(state): State<AppState>, query: Params) -> Result<Response, ApiError> {
+    let params = params(query)?;
+    let timestamp = timestamp(&params)?;
+    let user = params
+        .get("user")
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid_field("user", "user is required"))?;
+    if user.len() > 256 {
+        return Err(ApiError::invalid_field("user", "user must be at most 256 bytes"));
+    }
+    let event = match params.get("event").filter(|e| !e.is_empty()) {
+        None => return Err(ApiError::invalid_field("event", "event is required")),
+        Some(raw) => HitKind::parse(raw)
+            .ok_or_else(|| ApiError::invalid_field("event", "event must be click or impression"))?,
+    };
+    let hit = AnalyticsHit::new(timestamp, user.clone(), event);
+    let payload = serde_json::to_vec(&hit).map_err(|_| ApiError::bad_request("Bad Request"))?;
+    let id = hit.event_id.to_string();
+    let headers = [("event_id", id.as_str()), ("schema_version", "1")];
+    let recorded = state.record_on(&state.analytics, &hit.user, &payload, &headers).await?;
+    Ok(recorded.respond(StatusCode::NO_CONTENT))
+}
+
+async fn counts(State(state): State<AppState>, query: Params) -> Result<Response, ApiError> {
+    let params = params(query)?;
+    let hour = timestamp(&params)?.duration_trunc(TimeDelta::hours(1)).map_err(|_| {
+        ApiError::invalid_field("timestamp", "timestamp must be milliseconds since the epoch")
+    })?;
+    let row: Option<(i64, i64, i64)> =
+        sqlx::query_as("SELECT unique_users, clicks, impressions FROM analytics_hourly WHERE hour = $1")
+            .bind(hour)
+            .fetch_optional(&state.db)
+            .await?;
+    let (users, clicks, impressions) = row.unwrap_or_default();
+    let body = format!("unique_users,{users}\nclicks,{clicks}\nimpressions,{impressions}\n");
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+}

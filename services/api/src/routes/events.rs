@@ -1,0 +1,261 @@
+//! `POST /events` and `GET /events`: the generic event log (activity-service
+//! reference), stored through the events topic into the `generic_events` hypertable.
+
+use crate::error::ApiError;
+use crate::json::JsonObject;
+use crate::AppState;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use feed_core::event::SCHEMA_VERSION;
+use feed_core::streams::LoggedEvent;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/events", get(list).post(create))
+}
+
+/// A non-blank string field.
+fn required_text(body: &JsonObject, field: &'static str) -> Result<String, ApiError> {
+    match body.0.get(field) {
+        None | Some(Value::Null) => Err(ApiError::invalid_field(field, format!("{field} is required"))),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+        Some(_) => Err(ApiError::invalid_field(field, format!("{field} must be a non-empty string"))),
+    }
+}
+
+/// An email address as RFC 5322 allows it, with a dotted domain (what users mean).
+fn parse_email(raw: &str) -> Option<String> {
+    let address: email_address::EmailAddress = raw.trim().parse().ok()?;
+    address.domain().contains('.').then(|| address.as_str().to_string())
+}
+
+fn to_json(event: &LoggedEvent) -> Value {
+    json!({
+        "id": event.id,
+        "component": event.component,
+        "data": event.data,
+        "email": event.email,
+        "environment": event.environment,
+        "message": event.message,
+        "created_at": event.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    })
+}
+
+async fn create(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {
+    let component = required_text(&body, "component")?;
+    let data = body.0.get("data").cloned().ok_or_else(|| ApiError::invalid_field("data", "data is required"))?;
+    let email = required_text(&body, "email")?;
+    let email = parse_email(&email).ok_or_else(|| ApiError::invalid_field("email", "email is not a valid email address"))?;
+    let environment = required_text(&body, "environment")?;
+    let message = required_text(&body, "message")?;
+    let event = LoggedEvent {
+        schema_version: SCHEMA_VERSION,
+        id: Uuid::now_v7(),
+        component,
+        data,
+        email,
+        environment,
+        message,
+        created_at: feed_core::event::truncate_to_micros(Utc::now()),
+    };
+    let payload = serde_json::to_vec(&event).map_err(|_| ApiError::bad_request("Bad Request"))?;
+    let id = event.id.to_string();
+    let headers = [("event_id", id.as_str()), ("schema_version", "1")];
+    let recorded = state.record_on(&state.events, &event.email, &payload, &headers).await?;
+    Ok(recorded.respond((StatusCode::CREATED, Json(to_json(&event)))))
+}
+
+#[derive(Deserialize)]
+struct Filters {
+    email: Option<String>,
+    environment: Option<String>,
+    component: Option<String>,
+    message: Option<String>,
+    from_date: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+/// `from_date` as the reference's `MM-DD-YYYY`, or ISO 8601 (a date, a date-time with
+/// offset, or a date-time without one, read as UTC).
+fn parse_from_date(raw: &str) -> Option<DateTime<Utc>> {
+    let raw = raw.trim();
+    let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    if let Ok(d) = NaiveDate::parse_from_str(raw, "%m-%d-%Y") {
+        return midnight(d);
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return midnight(d);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Some(t.with_timezone(&Utc));
+    }
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
+        .map(|t| t.and_utc())
+}
+
+/// `LIKE` pattern matching `needle` anywhere, with its wildcards escaped.
+fn contains_pattern(needle: &str) -> String {
+    let escaped = needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 200;
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    time: DateTime<Utc>,
+    id: Uuid,
+    component: String,
+    data: sqlx::types::Json<Value>,
+    email: String,
+    environment: String,
+    message: String,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<Filters>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(filters) = query.map_err(|_| ApiError::bad_request("Bad Request"))?;
+    let nonempty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+    let from_date = match nonempty(&filters.from_date) {
+        None => None,
+        Some(raw) => Some(parse_from_date(&raw).ok_or_else(|| {
+            ApiError::invalid_field("from_date", "from_date must be MM-DD-YYYY or ISO 8601")
+        })?),
+    };
+    let cursor = match nonempty(&filters.cursor) {
+        None => None,
+        Some(raw) => Some(
+            raw.split_once('_')
+                .and_then(|(micros, id)| {
+                    Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse::<Uuid>().ok()?))
+                })
+                .ok_or_else(|| ApiError::invalid_field("cursor", "Cursor is not valid"))?,
+        ),
+    };
+    let limit = match nonempty(&filters.limit) {
+        None => DEFAULT_LIMIT,
+        Some(raw) => raw.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
+            ApiError::invalid_field("limit", format!("Limit must be between 1 and {MAX_LIMIT}"))
+        })?,
+    };
+
+    let mut sql: QueryBuilder<Postgres> =
+        QueryBuilder::new("SELECT time, id, component, data, email, environment, message FROM generic_events WHERE true");
+    for (column, value) in [("email", &filters.email), ("environment", &filters.environment), ("component", &filters.component)] {
+        if let Some(value) = nonempty(value) {
+            sql.push(format_args!(" AND {column} = ")).push_bind(value);
+        }
+    }
+    if let Some(message) = nonempty(&filters.message) {
+        sql.push(" AND message LIKE ").push_bind(contains_pattern(&message));
+    }
+    if let Some(from) = from_date {
+        sql.push(" AND time >= ").push_bind(from);
+    }
+    if let Some((time, id)) = cursor {
+        sql.push(" AND (time, id) < (").push_bind(time).push(", ").push_bind(id).push(")");
+    }
+    sql.push(" ORDER BY time DESC, id DESC LIMIT ").push_bind(limit + 1);
+    let mut rows: Vec<Row> = sql.build_query_as().fetch_all(&state.db).await?;
+
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_url = match rows.last().filter(|_| has_more) {
+        None => String::new(),
+        Some(last) => {
+            let mut params: Vec<(&str, String)> = Vec::new();
+            for (name, value) in [
+                ("email", &filters.email),
+                ("environment", &filters.environment),
+                ("component", &filters.component),
+                ("message", &filters.message),
+                ("from_date", &filters.from_date),
+                ("limit", &filters.limit),
+            ] {
+                if let Some(v) = nonempty(value) {
+                    params.push((name, v));
+                }
+            }
+            params.push(("cursor", format!("{}_{}", last.time.timestamp_micros(), last.id)));
+            let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
+            format!("/events?{}", query.join("&"))
+        }
+    };
+    let events: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            to_json(&LoggedEvent {
+                schema_version: SCHEMA_VERSION,
+                id: r.id,
+                component: r.component,
+                data: r.data.0,
+                email: r.email,
+                environment: r.environment,
+                message: r.message,
+                created_at: r.time,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "events": events, "next_url": next_url })))
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn urlencode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_date_formats() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
+        assert_eq!(parse_from_date("04-16-2021"), Some(day(2021, 4, 16)));
+        assert_eq!(parse_from_date("2021-04-16"), Some(day(2021, 4, 16)));
+        assert_eq!(parse_from_date("2021-04-16T00:00:00Z"), Some(day(2021, 4, 16)));
+        assert_eq!(parse_from_date("2021-04-16T02:00:00+02:00"), Some(day(2021, 4, 16)));
+        assert_eq!(parse_from_date("2021-04-16T00:00:00"), Some(day(2021, 4, 16)));
+        for bad in ["16-04-2021x", "2021/04/16", "yesterday", "13-45-2021", ""] {
+            assert_eq!(parse_from_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(parse_email("ade@gmail.com").as_deref(), Some("ade@gmail.com"));
+        for bad in ["ade", "ade@", "@gmail.com", "ade@gmail", "a b@gmail.com", "ade@@gmail.com"] {
+            assert_eq!(parse_email(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(contains_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+
+    #[test]
+    fn url_encoding() {
+        assert_eq!(urlencode("ade@gmail.com"), "ade%40gmail.com");
+        assert_eq!(urlencode("a b&c"), "a%20b%26c");
+    }
+}
