@@ -19,7 +19,9 @@ export DEMO_USERS=${DEMO_USERS:-true}
 
 psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'feed'" | grep -q 1 \
     || psql -h 127.0.0.1 -U postgres -d postgres -qc 'CREATE DATABASE feed'
-create_topic "${KAFKA_PORT:-9092}" "$FEED_TOPIC" "${FEED_PARTITIONS:-3}"
+for topic in "$FEED_TOPIC" "${EVENTS_TOPIC:-events}" "${ANALYTICS_TOPIC:-analytics-hits}"; do
+    create_topic "${KAFKA_PORT:-9092}" "$topic" "${PARTITIONS:-3}"
+done
 
 cargo build --release --bins
 pids=()
