@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against real services: makes sure PostgreSQL and Redis run
 # and tansu is installed, starts a throw-away tansu broker for the run, then runs
-# `cargo test` over the workspace. Extra arguments go to cargo test.
+# `cargo test` over the workspace. Arguments, if any, replace `--workspace` (e.g.
+# `-p e2e --test pipeline`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/infra.sh
@@ -24,4 +25,5 @@ export DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
 export REDIS_URL=redis://127.0.0.1:6379
 export KAFKA_BROKERS=127.0.0.1:$port
 export RUST_LOG=${RUST_LOG:-warn}
-cargo test --workspace "$@"
+if [ $# -eq 0 ]; then set -- --workspace; fi
+cargo test "$@"

@@ -14,7 +14,13 @@ use std::time::Duration;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/health", get(health))
+    Router::new().route("/health", get(health)).route("/livez", get(live))
+}
+
+/// Liveness: the process serves HTTP, nothing else is checked (a restart would not
+/// fix a dependency). Also the benchmark's trivial-route ceiling.
+async fn live() -> &'static str {
+    "ok"
 }
 
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {

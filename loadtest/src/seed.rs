@@ -1,0 +1,157 @@
+//! Creating users and publishing events in bulk through the pipeline.
+
+use feed_core::config::CommonConfig;
+use feed_core::event::{Event, EventType, UserRef};
+use futures::stream::{FuturesUnordered, StreamExt};
+use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// The app key of a generated user: predictable on purpose, so load tests can
+/// authenticate as any of them. Never use generated data in production.
+pub fn key_for(name: &str) -> String {
+    format!("key-{name}")
+}
+
+/// Publishes events fast: batching producer, many records in flight.
+pub struct Seeder {
+    producer: FutureProducer,
+    /// The feed topic.
+    pub topic: String,
+    /// The product's database (sequences for ids, reads of existing users).
+    pub db: PgPool,
+}
+
+impl Seeder {
+    /// A seeder for the stack described by `common`.
+    pub async fn connect(common: &CommonConfig) -> anyhow::Result<Self> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", &common.kafka_brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "20")
+            .set("batch.num.messages", "10000")
+            .set("compression.type", "lz4")
+            .set("queue.buffering.max.messages", "500000")
+            .set("message.timeout.ms", "60000")
+            .create()?;
+        let db = feed_core::db::connect(&common.database_url, 4).await?;
+        Ok(Self { producer, topic: common.feed_topic.clone(), db })
+    }
+
+    /// Publishes `events` (at most `in_flight` unacknowledged), advancing `progress`.
+    pub async fn publish(&self, events: impl IntoIterator<Item = Event>, progress: &ProgressBar) -> anyhow::Result<()> {
+        let in_flight_max = 20_000;
+        let mut in_flight = FuturesUnordered::new();
+        for event in events {
+            if in_flight.len() >= in_flight_max {
+                in_flight.next().await.expect("non-empty")?;
+            }
+            let producer = self.producer.clone();
+            let topic = self.topic.clone();
+            in_flight.push(async move {
+                let (key, payload) = (event.key(), event.to_bytes());
+                let record = FutureRecord::to(&topic).key(&key).payload(&payload);
+                producer
+                    .send(record, Duration::from_secs(30))
+                    .await
+                    .map(|_| ())
+                    .map_err(|(e, _)| anyhow::anyhow!("publish failed: {e}"))
+            });
+            progress.inc(1);
+        }
+        while let Some(result) = in_flight.next().await {
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure users named `names` exist (creating the missing ones with
+    /// [`key_for`] keys) and returns them in the same order.
+    pub async fn ensure_users(&self, names: &[String], progress: &ProgressBar) -> anyhow::Result<Vec<UserRef>> {
+        let existing: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM users WHERE name = ANY($1)")
+            .bind(names)
+            .fetch_all(&self.db)
+            .await?;
+        let existing: std::collections::HashMap<String, i64> = existing.into_iter().map(|(id, n)| (n, id)).collect();
+        let missing: Vec<&String> = names.iter().filter(|n| !existing.contains_key(*n)).collect();
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT nextval('user_ids') FROM generate_series(1, $1)")
+            .bind(missing.len() as i64)
+            .fetch_all(&self.db)
+            .await?;
+        let mut created = std::collections::HashMap::new();
+        let events: Vec<Event> = missing
+            .iter()
+            .zip(ids)
+            .map(|(name, id)| {
+                let user = UserRef { id, name: (*name).clone() };
+                created.insert(user.name.clone(), id);
+                let key_hash = api::auth::hash_key(&key_for(name));
+                Event::new(EventType::UserCreated, user, None, None, serde_json::json!({ "key_hash": key_hash }))
+            })
+            .collect();
+        self.publish(events, progress).await?;
+        Ok(names
+            .iter()
+            .map(|n| UserRef { id: existing.get(n).or_else(|| created.get(n)).copied().unwrap_or_default(), name: n.clone() })
+            .collect())
+    }
+
+    /// Reserves `n` consecutive-in-order ids of an object sequence (`post_ids`, `photo_ids`).
+    pub async fn object_ids(&self, sequence: &str, n: usize) -> anyhow::Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(&format!("SELECT nextval('{sequence}') FROM generate_series(1, $1)"))
+            .bind(n as i64)
+            .fetch_all(&self.db)
+            .await?)
+    }
+
+    /// Waits until `group` has applied everything on the feed topic, showing progress.
+    pub async fn wait_applied(&self, common: &CommonConfig, group: &str, label: &str) -> anyhow::Result<()> {
+        let mut redis = feed_core::redis_pool::manager(&common.redis_url).await?;
+        let key = feed_core::feed::Keys::new(&common.redis_key_prefix).progress(group, &common.feed_topic);
+        let high = high_watermarks(&common.kafka_brokers, &common.feed_topic).await?;
+        let total: i64 = high.values().sum();
+        let bar = bar(total as u64, label);
+        loop {
+            let marks = feed_core::progress::read(&mut redis, &key).await?;
+            let done: i64 = high.iter().map(|(p, h)| marks.get(p).copied().unwrap_or(0).min(*h)).sum();
+            bar.set_position(done as u64);
+            if done >= total {
+                bar.finish();
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Per partition, the next offset of `topic`.
+pub async fn high_watermarks(brokers: &str, topic: &str) -> anyhow::Result<std::collections::HashMap<i32, i64>> {
+    let (brokers, topic) = (brokers.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).create()?;
+        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+        let mut out = std::collections::HashMap::new();
+        for partition in metadata.topics()[0].partitions() {
+            let (_, high) = consumer.fetch_watermarks(&topic, partition.id(), Duration::from_secs(10))?;
+            out.insert(partition.id(), high);
+        }
+        Ok(out)
+    })
+    .await?
+}
+
+/// A progress bar with a rate.
+pub fn bar(len: u64, label: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    bar
+}
