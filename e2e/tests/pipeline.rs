@@ -196,3 +196,94 @@ async fn an_unreachable_broker_gives_503_and_records_nothing() {
     assert_eq!(objects, 0);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_records_are_dead_lettered_and_the_partition_keeps_flowing() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    let stack = Stack::start().await;
+    assert_eq!(stack.post("/post", IVAN, json!({"type": "post", "content": "before"})).await.0, StatusCode::OK);
+
+    // Two poison records on ivan's partition (key "1", as the API keys his events):
+    // bytes that do not decode, and an event no database accepts (NUL in text).
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", &stack.common.kafka_brokers).create().unwrap();
+    let topic = stack.common.feed_topic.clone();
+    producer.send(FutureRecord::to(&topic).key("1").payload("not json"), Duration::from_secs(5)).await.unwrap();
+    let ivan = feed_core::event::UserRef { id: 1, name: "ivan".into() };
+    let object = feed_core::event::ObjectRef { kind: feed_core::event::ObjectKind::Post, id: 999 };
+    let bad = feed_core::event::Event::new(
+        feed_core::event::EventType::Post,
+        ivan,
+        Some(object),
+        None,
+        json!({"content": "nul \u{0} inside"}),
+    );
+    producer.send(FutureRecord::to(&topic).key("1").payload(&bad.to_bytes()), Duration::from_secs(5)).await.unwrap();
+
+    // The same partition still flows: a later write is applied within the bound.
+    let response = stack
+        .http
+        .post(format!("{}/post", stack.api_url))
+        .header("X-App-Key", IVAN)
+        .json(&json!({"type": "post", "content": "after"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-read-your-writes"], "applied");
+    let feed = stack.whole_feed("/feed/my", IVAN).await;
+    assert_eq!(feed.len(), 2, "{feed:?}");
+
+    // Garbage is dead-lettered by both groups, the NUL event by the writer only.
+    let dead_letters = feed_core::consumer::dead_letter_topic(&topic);
+    let brokers = stack.common.kafka_brokers.clone();
+    let letters = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "dlq-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&dead_letters, 0, Offset::Beginning).unwrap();
+        consumer.assign(&assignment).unwrap();
+        let mut letters = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while letters.len() < 3 && std::time::Instant::now() < deadline {
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+                let headers: std::collections::HashMap<String, String> = message
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                letters.push((message.payload().unwrap_or_default().to_vec(), headers));
+            }
+        }
+        letters
+    })
+    .await
+    .unwrap();
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    for (_, headers) in &letters {
+        assert_eq!(headers["source_topic"], topic);
+        assert!(headers["source_partition"].parse::<i32>().is_ok());
+        assert!(headers["source_offset"].parse::<i64>().is_ok());
+        assert!(!headers["error"].is_empty());
+    }
+    let groups: Vec<(&str, &str)> = letters
+        .iter()
+        .map(|(payload, h)| (if payload == b"not json" { "garbage" } else { "nul" }, h["consumer_group"].as_str()))
+        .collect();
+    let (writer, fanout) = (stack.common.writer_group.as_str(), stack.common.fanout_group.as_str());
+    for expected in [("garbage", writer), ("garbage", fanout), ("nul", writer)] {
+        assert!(groups.contains(&expected), "{expected:?} missing from {groups:?}");
+    }
+    stack.stop().await;
+}

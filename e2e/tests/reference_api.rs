@@ -143,6 +143,9 @@ async fn every_error_case_answers_as_the_reference_and_publishes_nothing() {
         assert_eq!(stack.post_raw(path, IVAN, "text/plain", "{}").await, error(bad, "Must be json request"), "{path}");
         assert_eq!(stack.post_raw(path, IVAN, "application/json", "{not json").await, error(bad, "Bad Request"), "{path}");
         assert_eq!(stack.post_raw(path, IVAN, "application/json", "[1]").await, error(bad, "Bad Request"), "{path}");
+        // NUL cannot be stored; refusing it keeps the log free of events no consumer can apply.
+        let nul = r#"{"type":"post","content":"a\u0000b","verb":"like","object":"post:1","follow":"eric"}"#;
+        assert_eq!(stack.post_raw(path, IVAN, "application/json", nul).await, error(bad, "Bad Request"), "{path}");
         let huge = format!(r#"{{"type":"post","content":"{}"}}"#, "x".repeat(100 * 1024));
         let (status, body) = stack.post_raw(path, IVAN, "application/json", huge).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");

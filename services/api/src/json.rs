@@ -43,8 +43,31 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
             }
         })?;
         match serde_json::from_slice(&bytes) {
-            Ok(Value::Object(map)) => Ok(JsonObject(map)),
+            // NUL cannot be stored in PostgreSQL text or jsonb: refuse it here rather
+            // than acknowledge an event no consumer can apply.
+            Ok(Value::Object(map)) if !contains_nul(&map) => Ok(JsonObject(map)),
             _ => Err(ApiError::bad_request("Bad Request")),
         }
     }
+}
+
+fn contains_nul(map: &Map<String, Value>) -> bool {
+    let mut stack: Vec<&Value> = map.values().collect();
+    if map.keys().any(|k| k.contains('\0')) {
+        return true;
+    }
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::String(s) if s.contains('\0') => return true,
+            Value::Array(items) => stack.extend(items),
+            Value::Object(inner) => {
+                if inner.keys().any(|k| k.contains('\0')) {
+                    return true;
+                }
+                stack.extend(inner.values());
+            }
+            _ => {}
+        }
+    }
+    false
 }

@@ -58,7 +58,8 @@ impl Application {
             config.batch,
             redis.clone(),
             &keys,
-        )?;
+        )
+        .await?;
         Ok(Self { consumer, store: FeedStore::new(redis, keys, config.feed_max_len) })
     }
 

@@ -53,6 +53,10 @@ ON CONFLICT (hour) DO UPDATE SET
     impressions = h.impressions + EXCLUDED.impressions";
 
 impl BatchHandler<AnalyticsHit> for AnalyticsWriter {
+    fn is_permanent(&self, error: &anyhow::Error) -> bool {
+        crate::is_permanent(error)
+    }
+
     async fn apply(&mut self, records: &[Record<AnalyticsHit>]) -> anyhow::Result<()> {
         let hits: Vec<&AnalyticsHit> = records.iter().map(|r| &r.event).collect();
         let times: Vec<DateTime<Utc>> = hits.iter().map(|h| h.timestamp).collect();

@@ -23,6 +23,10 @@ impl EventsWriter {
 }
 
 impl BatchHandler<LoggedEvent> for EventsWriter {
+    fn is_permanent(&self, error: &anyhow::Error) -> bool {
+        crate::is_permanent(error)
+    }
+
     async fn apply(&mut self, records: &[Record<LoggedEvent>]) -> anyhow::Result<()> {
         let events: Vec<&LoggedEvent> = records.iter().map(|r| &r.event).collect();
         let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.created_at).collect();

@@ -24,6 +24,10 @@ impl FeedWriter {
 }
 
 impl BatchHandler<Event> for FeedWriter {
+    fn is_permanent(&self, error: &anyhow::Error) -> bool {
+        crate::is_permanent(error)
+    }
+
     async fn apply(&mut self, records: &[Record<Event>]) -> anyhow::Result<()> {
         let events: Vec<&Event> = records.iter().map(|r| &r.event).collect();
         let activities: Vec<&Event> = events.iter().copied().filter(|e| e.kind.verb().is_some()).collect();

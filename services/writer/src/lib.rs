@@ -13,6 +13,15 @@ pub mod events;
 pub mod feed;
 mod partitions;
 
+/// Whether a store error is about the data (PostgreSQL classes 22, data exception, and
+/// 23, integrity violation), so retrying the same records can never succeed.
+pub(crate) fn is_permanent(error: &anyhow::Error) -> bool {
+    match error.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
+        _ => false,
+    }
+}
+
 use feed_core::config::{env_millis, env_or, CommonConfig};
 use feed_core::consumer::{BatchConsumer, BatchSettings};
 use feed_core::event::Event;
@@ -65,9 +74,9 @@ impl Application {
         let (feed_group, events_group, analytics_group) =
             (&common.writer_group, &common.events_writer_group(), &common.analytics_writer_group());
         Ok(Self {
-            feed: BatchConsumer::connect(brokers, feed_group, &common.feed_topic, config.batch, redis.clone(), &keys)?,
-            events: BatchConsumer::connect(brokers, events_group, &common.events_topic, config.batch, redis.clone(), &keys)?,
-            analytics: BatchConsumer::connect(brokers, analytics_group, &common.analytics_topic, config.batch, redis, &keys)?,
+            feed: BatchConsumer::connect(brokers, feed_group, &common.feed_topic, config.batch, redis.clone(), &keys).await?,
+            events: BatchConsumer::connect(brokers, events_group, &common.events_topic, config.batch, redis.clone(), &keys).await?,
+            analytics: BatchConsumer::connect(brokers, analytics_group, &common.analytics_topic, config.batch, redis, &keys).await?,
             pool,
         })
     }

@@ -1,12 +1,19 @@
-//! The loop both consumer groups run: take a batch, apply it downstream, and only then
+//! The loop every consumer group runs: take a batch, apply it downstream, and only then
 //! store its offsets and publish progress. A crash anywhere before the store means the
 //! batch is delivered again, so every [`BatchHandler`] must be idempotent.
+//!
+//! Poison records do not stop a partition: a record that does not decode, or that the
+//! handler rejects permanently, goes to the dead-letter topic `<topic>.dead-letter` with
+//! headers naming its source (topic, partition, offset, consumer group) and the error,
+//! and the partition keeps flowing. Only once the dead letter is acknowledged is the
+//! record's offset stored.
 
 use crate::event::Decode;
 use crate::progress;
 use crate::shutdown::Shutdown;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -29,6 +36,13 @@ pub struct Record<T> {
 pub trait BatchHandler<T>: Send {
     /// Applies `records` (in offset order per partition) durably.
     fn apply(&mut self, records: &[Record<T>]) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Whether `error` will recur however often the same records are retried (bad data,
+    /// as opposed to an unreachable store). The loop then applies the batch record by
+    /// record and dead-letters the ones that fail. Default: every error is transient.
+    fn is_permanent(&self, _error: &anyhow::Error) -> bool {
+        false
+    }
 }
 
 /// How big a batch may grow and how long to wait for it to fill.
@@ -44,27 +58,23 @@ pub struct BatchSettings {
 pub struct BatchConsumer<T> {
     consumer: StreamConsumer,
     topic: String,
+    group: String,
     settings: BatchSettings,
     redis: redis::aio::ConnectionManager,
     progress_key: String,
+    dead_letters: FutureProducer,
     records: PhantomData<fn() -> T>,
 }
 
-impl<T: Decode + Send + Sync> BatchConsumer<T> {
-    /// Subscribes `consumer` to `topic`; progress goes to the Redis hash `progress_key`.
-    pub fn new(
-        consumer: StreamConsumer,
-        topic: &str,
-        settings: BatchSettings,
-        redis: redis::aio::ConnectionManager,
-        progress_key: String,
-    ) -> anyhow::Result<Self> {
-        consumer.subscribe(&[topic])?;
-        Ok(Self { consumer, topic: topic.to_string(), settings, redis, progress_key, records: PhantomData })
-    }
+/// The dead-letter topic of `topic`.
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}.dead-letter")
+}
 
-    /// A consumer in `group` on `topic`, reporting progress under the group's key.
-    pub fn connect(
+impl<T: Decode + Send + Sync> BatchConsumer<T> {
+    /// A consumer in `group` subscribed to `topic`, reporting progress under the group's
+    /// key in Redis. Creates the dead-letter topic if it is missing.
+    pub async fn connect(
         brokers: &str,
         group: &str,
         topic: &str,
@@ -73,15 +83,34 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
         keys: &crate::feed::Keys,
     ) -> anyhow::Result<Self> {
         let consumer = crate::kafka::consumer(brokers, group)?;
-        Self::new(consumer, topic, settings, redis, keys.progress(group, topic))
+        consumer.subscribe(&[topic])?;
+        let dead_letter = dead_letter_topic(topic);
+        if let Err(error) = crate::kafka::create_topics(brokers, &[&dead_letter], 1).await {
+            tracing::warn!(%error, topic = dead_letter, "could not create the dead-letter topic");
+        }
+        Ok(Self {
+            consumer,
+            topic: topic.to_string(),
+            group: group.to_string(),
+            settings,
+            redis,
+            progress_key: keys.progress(group, topic),
+            dead_letters: crate::kafka::producer(brokers, Duration::from_secs(30))?,
+            records: PhantomData,
+        })
     }
 
     /// Runs until `shutdown` is cancelled, then commits what was applied and leaves the
     /// group. Returns early only on an unrecoverable consumer error.
     pub async fn run<H: BatchHandler<T>>(mut self, mut handler: H, shutdown: Shutdown) -> anyhow::Result<()> {
         while let Some(batch) = self.next_batch(&shutdown).await? {
-            let records = self.decode(&batch);
-            if !self.apply_with_retry(&mut handler, &records, &shutdown).await {
+            let (records, undecodable) = self.decode(&batch);
+            for (raw, error) in undecodable {
+                if !self.dead_letter(raw, &error, &shutdown).await {
+                    break;
+                }
+            }
+            if shutdown.is_cancelled() || !self.apply_with_retry(&mut handler, &records, &batch, &shutdown).await {
                 break; // shutting down with the batch unapplied: it will be redelivered
             }
             self.acknowledge(&batch).await;
@@ -111,40 +140,107 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
         Ok(Some(batch))
     }
 
-    fn decode(&self, batch: &[Raw]) -> Vec<Record<T>> {
-        batch
-            .iter()
-            .filter_map(|raw| match T::decode(&raw.payload) {
-                Ok(event) => Some(Record { partition: raw.partition, offset: raw.offset, event }),
-                Err(error) => {
-                    tracing::error!(
-                        topic = %self.topic, partition = raw.partition, offset = raw.offset,
-                        %error, "skipping a record that is not a valid event"
-                    );
-                    None
-                }
-            })
-            .collect()
+    /// The records that decode, and the ones that do not with why.
+    fn decode<'a>(&self, batch: &'a [Raw]) -> (Vec<Record<T>>, Vec<(&'a Raw, String)>) {
+        let mut records = Vec::with_capacity(batch.len());
+        let mut undecodable = Vec::new();
+        for raw in batch {
+            match T::decode(&raw.payload) {
+                Ok(event) => records.push(Record { partition: raw.partition, offset: raw.offset, event }),
+                Err(error) => undecodable.push((raw, error.to_string())),
+            }
+        }
+        (records, undecodable)
     }
 
-    /// Applies until success; `false` if shutdown came first.
+    /// Applies until success; `false` if shutdown came first. A permanent error makes it
+    /// apply record by record and dead-letter the records that keep failing.
     async fn apply_with_retry<H: BatchHandler<T>>(
         &self,
         handler: &mut H,
         records: &[Record<T>],
+        batch: &[Raw],
         shutdown: &Shutdown,
     ) -> bool {
+        match self.retry_transient(handler, records, shutdown).await {
+            Outcome::Applied => true,
+            Outcome::ShuttingDown => false,
+            Outcome::Permanent(_) if records.len() > 1 => {
+                for record in records {
+                    match self.retry_transient(handler, std::slice::from_ref(record), shutdown).await {
+                        Outcome::Applied => {}
+                        Outcome::ShuttingDown => return false,
+                        Outcome::Permanent(error) => {
+                            let raw = batch.iter().find(|r| r.partition == record.partition && r.offset == record.offset);
+                            if let Some(raw) = raw {
+                                if !self.dead_letter(raw, &error, shutdown).await {
+                                    return false;
+                                }
+                            }
+                        }
+                    }
+                }
+                true
+            }
+            Outcome::Permanent(error) => match records.first().and_then(|record| {
+                batch.iter().find(|r| r.partition == record.partition && r.offset == record.offset)
+            }) {
+                Some(raw) => self.dead_letter(raw, &error, shutdown).await,
+                None => true,
+            },
+        }
+    }
+
+    /// Retries transient failures with backoff until success, shutdown, or a permanent
+    /// failure.
+    async fn retry_transient<H: BatchHandler<T>>(&self, handler: &mut H, records: &[Record<T>], shutdown: &Shutdown) -> Outcome {
         let mut backoff = Duration::from_millis(50);
         loop {
             match handler.apply(records).await {
-                Ok(()) => return true,
+                Ok(()) => return Outcome::Applied,
+                Err(error) if handler.is_permanent(&error) => return Outcome::Permanent(format!("{error:#}")),
                 Err(error) => {
-                    tracing::warn!(%error, records = records.len(), retry_in = ?backoff, "batch failed, retrying");
+                    tracing::warn!(error = %format!("{error:#}"), records = records.len(), retry_in = ?backoff, "batch failed, retrying");
                     tokio::select! {
-                        _ = shutdown.cancelled() => return false,
+                        _ = shutdown.cancelled() => return Outcome::ShuttingDown,
                         _ = sleep(backoff) => {},
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Publishes `raw` to the dead-letter topic with its source and the error, retrying
+    /// until the broker acknowledges; `false` if shutdown came first.
+    async fn dead_letter(&self, raw: &Raw, error: &str, shutdown: &Shutdown) -> bool {
+        let topic = dead_letter_topic(&self.topic);
+        let (partition, offset) = (raw.partition.to_string(), raw.offset.to_string());
+        loop {
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: "source_topic", value: Some(self.topic.as_str()) })
+                .insert(Header { key: "source_partition", value: Some(partition.as_str()) })
+                .insert(Header { key: "source_offset", value: Some(offset.as_str()) })
+                .insert(Header { key: "consumer_group", value: Some(self.group.as_str()) })
+                .insert(Header { key: "error", value: Some(error) });
+            let mut record = FutureRecord::to(&topic).payload(&raw.payload).headers(headers);
+            if let Some(key) = &raw.key {
+                record = record.key(key);
+            }
+            match self.dead_letters.send(record, Duration::from_secs(5)).await {
+                Ok(_) => {
+                    tracing::error!(
+                        topic = %self.topic, partition = raw.partition, offset = raw.offset, group = %self.group,
+                        error, "record dead-lettered"
+                    );
+                    return true;
+                }
+                Err((send_error, _)) => {
+                    tracing::warn!(error = %send_error, "dead-letter publish failed, retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return false,
+                        _ = sleep(Duration::from_millis(500)) => {},
+                    }
                 }
             }
         }
@@ -171,10 +267,18 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
     }
 }
 
+/// How applying records ended.
+enum Outcome {
+    Applied,
+    ShuttingDown,
+    Permanent(String),
+}
+
 /// The parts of a Kafka message the loop keeps after releasing it.
 struct Raw {
     partition: i32,
     offset: i64,
+    key: Option<Vec<u8>>,
     payload: Vec<u8>,
 }
 
@@ -183,6 +287,7 @@ impl<M: Message> From<&M> for Raw {
         Raw {
             partition: message.partition(),
             offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().unwrap_or_default().to_vec(),
         }
     }

@@ -43,8 +43,8 @@ async fn record(State(state): State<AppState>, query: Params) -> Result<Response
         .get("user")
         .filter(|u| !u.trim().is_empty())
         .ok_or_else(|| ApiError::invalid_field("user", "user is required"))?;
-    if user.len() > 256 {
-        return Err(ApiError::invalid_field("user", "user must be at most 256 bytes"));
+    if user.len() > 256 || user.contains('\0') {
+        return Err(ApiError::invalid_field("user", "user must be at most 256 bytes, without NUL"));
     }
     let event = match params.get("event").filter(|e| !e.is_empty()) {
         None => return Err(ApiError::invalid_field("event", "event is required")),

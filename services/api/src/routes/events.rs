@@ -128,6 +128,10 @@ async fn list(
     query: Result<Query<Filters>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(filters) = query.map_err(|_| ApiError::bad_request("Bad Request"))?;
+    let values = [&filters.email, &filters.environment, &filters.component, &filters.message];
+    if values.iter().any(|v| v.as_deref().is_some_and(|v| v.contains('\0'))) {
+        return Err(ApiError::bad_request("Bad Request"));
+    }
     let nonempty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
     let from_date = match nonempty(&filters.from_date) {
         None => None,
