@@ -36,3 +36,32 @@ pub fn on_signal() -> Shutdown {
     });
     token
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    /// The real signal reaches the token (this test binary then ignores SIGTERM, as the
+    /// services do once they listen for it).
+    #[tokio::test]
+    async fn sigterm_cancels_the_token() {
+        let token = super::on_signal();
+        // Let the listener register before the signal is sent.
+        tokio::task::yield_now().await;
+        let mut sent = false;
+        for _ in 0..100 {
+            if token.is_cancelled() {
+                return;
+            }
+            if !sent {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let status = std::process::Command::new("kill")
+                    .args(["-TERM", &std::process::id().to_string()])
+                    .status()
+                    .expect("kill runs");
+                assert!(status.success());
+                sent = true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("SIGTERM did not cancel the shutdown token");
+    }
+}
