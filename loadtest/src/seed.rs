@@ -144,9 +144,23 @@ pub async fn high_watermarks(brokers: &str, topic: &str) -> anyhow::Result<std::
     .await?
 }
 
-/// A progress bar with a rate.
+/// A progress bar with a rate. When stderr is not a terminal (CI, `nohup`), where a bar
+/// would not draw, a plain line is printed every 5 seconds instead.
 pub fn bar(len: u64, label: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let (weak, label) = (bar.downgrade(), label.to_string());
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(5));
+            match weak.upgrade() {
+                Some(bar) if !bar.is_finished() => {
+                    let rate = bar.position() as f64 / bar.elapsed().as_secs_f64().max(0.001);
+                    eprintln!("{label}: {}/{len} ({rate:.0}/s)", bar.position());
+                }
+                _ => return,
+            }
+        });
+    }
     bar.set_style(
         ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
             .expect("valid template")

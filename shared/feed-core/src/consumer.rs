@@ -11,7 +11,8 @@
 use crate::event::Decode;
 use crate::progress;
 use crate::shutdown::Shutdown;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use crate::kafka::GroupConsumer;
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::BTreeMap;
@@ -56,7 +57,8 @@ pub struct BatchSettings {
 
 /// A subscribed consumer of records of type `T`, plus what it needs to report progress.
 pub struct BatchConsumer<T> {
-    consumer: StreamConsumer,
+    consumer: GroupConsumer,
+    brokers: String,
     topic: String,
     group: String,
     settings: BatchSettings,
@@ -65,6 +67,9 @@ pub struct BatchConsumer<T> {
     dead_letters: FutureProducer,
     records: PhantomData<fn() -> T>,
 }
+
+/// How long a member may sit without partitions after a revocation before it rejoins.
+const REJOIN_AFTER: Duration = Duration::from_secs(30);
 
 /// The dead-letter topic of `topic`.
 pub fn dead_letter_topic(topic: &str) -> String {
@@ -90,6 +95,7 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
         }
         Ok(Self {
             consumer,
+            brokers: brokers.to_string(),
             topic: topic.to_string(),
             group: group.to_string(),
             settings,
@@ -124,10 +130,25 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
     }
 
     /// Waits for a first record, then gathers more for up to `linger`. `None` on shutdown.
-    async fn next_batch(&self, shutdown: &Shutdown) -> anyhow::Result<Option<Vec<Raw>>> {
-        let first = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(None),
-            m = self.consumer.recv() => m?,
+    /// While waiting, rejoins as a new member if the group left this one without
+    /// partitions for [`REJOIN_AFTER`] (nothing uncommitted is lost: offsets are only
+    /// stored for applied batches).
+    async fn next_batch(&mut self, shutdown: &Shutdown) -> anyhow::Result<Option<Vec<Raw>>> {
+        let first = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(None),
+                m = self.consumer.recv() => break m?,
+                _ = sleep(Duration::from_secs(5)) => {
+                    if self.consumer.context().unassigned_for().is_some_and(|d| d > REJOIN_AFTER) {
+                        tracing::warn!(topic = %self.topic, group = %self.group, "no partitions since a revocation; rejoining as a new member");
+                        let fresh = crate::kafka::consumer(&self.brokers, &self.group)?;
+                        fresh.subscribe(&[&self.topic])?;
+                        // Closing the stuck member may block on its coordinator.
+                        let stuck = std::mem::replace(&mut self.consumer, fresh);
+                        tokio::task::spawn_blocking(move || drop(stuck));
+                    }
+                }
+            }
         };
         let mut batch = vec![Raw::from(&first)];
         let deadline = Instant::now() + self.settings.linger;

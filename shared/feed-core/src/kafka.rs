@@ -2,11 +2,13 @@
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// A producer that never claims success for a record the brokers did not persist:
 /// idempotent, `acks=all`, and giving up after `delivery_timeout` so callers can answer
@@ -24,9 +26,43 @@ pub fn producer(brokers: &str, delivery_timeout: Duration) -> anyhow::Result<Fut
     Ok(producer)
 }
 
+/// Watches a consumer's group membership, so a member that lost its partitions and was
+/// never given any back can be noticed. (Seen with tansu: after a session timeout on a
+/// saturated machine, the rejoining member waited forever; a new member joins at once.)
+#[derive(Default)]
+pub struct GroupContext {
+    revoked_since: Mutex<Option<Instant>>,
+}
+
+impl GroupContext {
+    /// How long the member has been between a revocation and the next assignment.
+    pub fn unassigned_for(&self) -> Option<Duration> {
+        self.revoked_since.lock().ok()?.map(|since| since.elapsed())
+    }
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let (Rebalance::Revoke(_), Ok(mut since)) = (rebalance, self.revoked_since.lock()) {
+            since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let (Rebalance::Assign(_), Ok(mut since)) = (rebalance, self.revoked_since.lock()) {
+            *since = None;
+        }
+    }
+}
+
+/// A group consumer with a [`GroupContext`].
+pub type GroupConsumer = StreamConsumer<GroupContext>;
+
 /// A group consumer that stores offsets only when told to (after the downstream write is
 /// durable) and auto-commits what was stored.
-pub fn consumer(brokers: &str, group: &str) -> anyhow::Result<StreamConsumer> {
+pub fn consumer(brokers: &str, group: &str) -> anyhow::Result<GroupConsumer> {
     let consumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
@@ -35,12 +71,16 @@ pub fn consumer(brokers: &str, group: &str) -> anyhow::Result<StreamConsumer> {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
+        // Generous: on a saturated machine a slow heartbeat answer must not trigger a
+        // rebalance, which stalls a tansu group until the rebalance timeout (below).
+        .set("session.timeout.ms", "45000")
+        .set("heartbeat.interval.ms", "3000")
+        // Also the rebalance timeout: how long a rejoin may wait for lost members.
+        .set("max.poll.interval.ms", "60000")
         // How long the broker may hold a fetch open waiting for data. tansu answers
         // a fetch only when this expires, so it bounds the pipeline's latency.
         .set("fetch.wait.max.ms", fetch_wait_ms().to_string())
-        .create()?;
+        .create_with_context(GroupContext::default())?;
     Ok(consumer)
 }
 
