@@ -107,7 +107,8 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
     }
 
     /// Runs until `shutdown` is cancelled, then commits what was applied and leaves the
-    /// group. Returns early only on an unrecoverable consumer error.
+    /// group. Broker outages are waited out; it returns early only if a replacement
+    /// consumer cannot even be created.
     pub async fn run<H: BatchHandler<T>>(mut self, mut handler: H, shutdown: Shutdown) -> anyhow::Result<()> {
         while let Some(batch) = self.next_batch(&shutdown).await? {
             let (records, undecodable) = self.decode(&batch);
@@ -137,7 +138,14 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
         let first = loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(None),
-                m = self.consumer.recv() => break m?,
+                m = self.consumer.recv() => match m {
+                    Ok(message) => break message,
+                    // Broker outages surface here; librdkafka reconnects by itself.
+                    Err(error) => {
+                        tracing::warn!(topic = %self.topic, %error, "consumer error, retrying");
+                        sleep(Duration::from_millis(500)).await;
+                    }
+                },
                 _ = sleep(Duration::from_secs(5)) => {
                     if self.consumer.context().unassigned_for().is_some_and(|d| d > REJOIN_AFTER) {
                         tracing::warn!(topic = %self.topic, group = %self.group, "no partitions since a revocation; rejoining as a new member");
@@ -154,8 +162,8 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
         let deadline = Instant::now() + self.settings.linger;
         while batch.len() < self.settings.max_records {
             match timeout_at(deadline, self.consumer.recv()).await {
-                Ok(message) => batch.push(Raw::from(&message?)),
-                Err(_) => break,
+                Ok(Ok(message)) => batch.push(Raw::from(&message)),
+                Ok(Err(_)) | Err(_) => break,
             }
         }
         Ok(Some(batch))
