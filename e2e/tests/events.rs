@@ -234,3 +234,24 @@ fn seq_scanned(plan: &Value) -> Vec<String> {
     }
     found
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_exposed_in_prometheus_format() {
+    let stack = Stack::start().await;
+    assert_eq!(stack.post("/post", "abc123", json!({"type": "post", "content": "m"})).await.0, StatusCode::OK);
+    assert_eq!(stack.get("/feed/friends", Some("abc123")).await.0, StatusCode::OK);
+    let (status, text) = stack.send_text(reqwest::Method::GET, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    for needle in [
+        r#"feed_http_requests_total{method="POST",route="/post",status="200"}"#,
+        r#"feed_http_request_duration_seconds_bucket{method="GET",route="/feed/friends",status="200""#,
+        &format!(r#"feed_events_published_total{{topic="{}"}}"#, stack.common.feed_topic),
+        r#"feed_feed_reads_total{feed="friends"}"#,
+        &format!(r#"feed_consumer_records_total{{topic="{}",group="{}"}}"#, stack.common.feed_topic, stack.common.writer_group),
+        "feed_fanout_entries_written_total",
+        r#"feed_writer_rows_total{table="activities"}"#,
+    ] {
+        assert!(text.contains(needle), "missing {needle} in:\n{text}");
+    }
+    stack.stop().await;
+}

@@ -278,7 +278,15 @@ pub async fn run(config: &BenchConfig) -> anyhow::Result<Report> {
         ),
         ratio("acknowledged ingest", best, trivial_route.rate, "trivial route", 0.25),
         ratio("fan-out entries", fanout_entries_per_s, redis_zadd, "pipelined ZADD", 0.5),
-        ratio("writer rows", writer_rows_per_s, raw_copy_rows_per_s, "raw COPY", 0.5),
+        // During ingest the writer only sees what the API admits, so its own batch
+        // handler driven flat out (largest batch) is what compares with COPY.
+        ratio(
+            "writer rows (batches of 1000)",
+            writer_by_batch.last().map_or(0.0, |(_, rate)| *rate),
+            raw_copy_rows_per_s,
+            "raw COPY",
+            0.5,
+        ),
     ];
     Ok(Report {
         trivial_route,

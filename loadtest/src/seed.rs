@@ -127,8 +127,23 @@ impl Seeder {
     }
 }
 
-/// Per partition, the next offset of `topic`.
+/// Per partition, the next offset of `topic` (retried: a busy broker may time out).
 pub async fn high_watermarks(brokers: &str, topic: &str) -> anyhow::Result<std::collections::HashMap<i32, i64>> {
+    let mut attempt = 0;
+    loop {
+        match fetch_watermarks(brokers, topic).await {
+            Ok(marks) => return Ok(marks),
+            Err(error) if attempt < 5 => {
+                attempt += 1;
+                eprintln!("watermarks of {topic}: {error}; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+async fn fetch_watermarks(brokers: &str, topic: &str) -> anyhow::Result<std::collections::HashMap<i32, i64>> {
     let (brokers, topic) = (brokers.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || {
         use rdkafka::consumer::{BaseConsumer, Consumer};

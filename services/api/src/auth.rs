@@ -11,6 +11,19 @@ use sha2::{Digest, Sha256};
 /// The header carrying the app key.
 pub const KEY_HEADER: &str = "x-app-key";
 
+/// Known keys (by hash) for a short while, so a feed read costs one Redis call and no
+/// PostgreSQL query. Only hits are cached: a key created a moment ago is found at once.
+/// A rotated or revoked key stays valid for at most [`AUTH_CACHE_TTL`].
+pub type AuthCache = moka::sync::Cache<String, AuthUser>;
+
+/// How long a known key is trusted without asking PostgreSQL again.
+pub const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// An empty cache for up to 100,000 keys.
+pub fn auth_cache() -> AuthCache {
+    moka::sync::Cache::builder().max_capacity(100_000).time_to_live(AUTH_CACHE_TTL).build()
+}
+
 /// SHA-256 of a key, hex-encoded: what the database stores instead of the key. Keys are
 /// random tokens (or the operator's demo keys), so a fast hash suffices for lookups.
 pub fn hash_key(key: &str) -> String {
@@ -54,14 +67,18 @@ impl FromRequestParts<AppState> for AuthUser {
         if key.is_empty() {
             return Err(ApiError::unauthorized("Key is not valid"));
         }
+        let hash = hash_key(key);
+        if let Some(user) = state.auth_cache.get(&hash) {
+            return Ok(AuthUser { key: key.to_string(), ..user });
+        }
         let user: Option<AuthUser> =
             sqlx::query_as("SELECT id, name, created_at, updated_at FROM users WHERE key_hash = $1")
-                .bind(hash_key(key))
+                .bind(&hash)
                 .fetch_optional(&state.db)
                 .await?;
-        let mut user = user.ok_or_else(|| ApiError::unauthorized("Key is not valid"))?;
-        user.key = key.to_string();
-        Ok(user)
+        let user = user.ok_or_else(|| ApiError::unauthorized("Key is not valid"))?;
+        state.auth_cache.insert(hash, user.clone());
+        Ok(AuthUser { key: key.to_string(), ..user })
     }
 }
 

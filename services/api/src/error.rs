@@ -63,6 +63,7 @@ impl IntoResponse for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
+        metrics::counter!("feed_store_errors_total", "store" => "postgres").increment(1);
         tracing::error!(%error, "database error");
         ApiError::unavailable("Database unavailable")
     }
@@ -70,6 +71,7 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<redis::RedisError> for ApiError {
     fn from(error: redis::RedisError) -> Self {
+        metrics::counter!("feed_store_errors_total", "store" => "redis").increment(1);
         tracing::error!(%error, "redis error");
         ApiError::unavailable("Feed store unavailable")
     }
@@ -77,6 +79,7 @@ impl From<redis::RedisError> for ApiError {
 
 impl From<bb8::RunError<redis::RedisError>> for ApiError {
     fn from(error: bb8::RunError<redis::RedisError>) -> Self {
+        metrics::counter!("feed_store_errors_total", "store" => "redis").increment(1);
         tracing::error!(%error, "redis pool error");
         ApiError::unavailable("Feed store unavailable")
     }

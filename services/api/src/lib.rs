@@ -79,6 +79,8 @@ pub struct AppState {
     pub redis: RedisPool,
     /// Redis key names.
     pub keys: Keys,
+    /// Recently seen app keys.
+    pub auth_cache: auth::AuthCache,
     /// Publishes records.
     pub publisher: Publisher,
     /// The feed topic; reads wait on the writer and the fan-out.
@@ -151,6 +153,7 @@ impl Application {
     /// listener. The broker need not be up: writes answer 503 until it is.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let common = &config.common;
+        feed_core::metrics::handle();
         let db = feed_core::db::connect(&common.database_url, config.db_pool_size).await?;
         if common.run_migrations {
             feed_core::db::migrate(&db).await?;
@@ -177,6 +180,7 @@ impl Application {
             db,
             redis,
             keys,
+            auth_cache: auth::auth_cache(),
             publisher: Publisher::new(producer),
         };
         if config.demo_users {

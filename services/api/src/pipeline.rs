@@ -53,10 +53,13 @@ impl Publisher {
         let record = FutureRecord::to(topic).key(key).payload(payload).headers(headers);
         match self.producer.send(record, Duration::from_millis(100)).await {
             Ok(delivery) => {
+                metrics::counter!("feed_events_published_total", "topic" => topic.to_string()).increment(1);
                 tracing::debug!(event_id, topic, partition = delivery.partition, offset = delivery.offset, "published");
                 Ok(Position { partition: delivery.partition, offset: delivery.offset })
             }
             Err((error, _)) => {
+                metrics::counter!("feed_events_publish_failed_total", "topic" => topic.to_string()).increment(1);
+                metrics::counter!("feed_kafka_errors_total", "client" => "producer").increment(1);
                 tracing::error!(event_id, topic, %error, "not acknowledged by the broker");
                 Err(ApiError::unavailable("Event log unavailable, the change was not recorded"))
             }
@@ -149,6 +152,7 @@ impl ReadYourWrites {
         let result = tokio::time::timeout(self.timeout, applied.wait_for(done)).await;
         let applied = matches!(result, Ok(Ok(_)));
         if !applied {
+            metrics::counter!("feed_read_your_writes_expired_total").increment(1);
             tracing::warn!(?position, timeout = ?self.timeout, "read-your-writes wait expired");
         }
         applied

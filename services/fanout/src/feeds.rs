@@ -88,13 +88,14 @@ impl FeedStore {
     }
 
     /// Adds the script invocation for one event to `pipe`; events that change no feed
-    /// add nothing.
-    fn push_event(&self, pipe: &mut redis::Pipeline, record: &Record<Event>) {
+    /// add nothing. Returns whether a script was added, and whether its result counts
+    /// feed entries written (fan-out and follow) rather than removed.
+    fn push_event(&self, pipe: &mut redis::Pipeline, record: &Record<Event>) -> Option<bool> {
         let event = &record.event;
         let actor = event.actor.id;
         match (event.kind, &event.target) {
             (kind, _) if kind.fans_out() => {
-                let Some(member) = feed::member(event) else { return };
+                let member = feed::member(event)?;
                 pipe.invoke_script(
                     self.fan_out
                         .key(self.keys.authored(actor))
@@ -103,8 +104,8 @@ impl FeedStore {
                         .arg(feed::score(event.time))
                         .arg(self.max_len)
                         .arg(self.keys.friends_prefix()),
-                )
-                .ignore();
+                );
+                Some(true)
             }
             (EventType::Follow, Some(target)) => {
                 pipe.invoke_script(
@@ -114,8 +115,8 @@ impl FeedStore {
                         .key(self.keys.friends(actor))
                         .arg(actor)
                         .arg(self.max_len),
-                )
-                .ignore();
+                );
+                Some(true)
             }
             (EventType::Unfollow, Some(target)) => {
                 pipe.invoke_script(
@@ -124,10 +125,10 @@ impl FeedStore {
                         .key(self.keys.friends(actor))
                         .arg(actor)
                         .arg(target.id),
-                )
-                .ignore();
+                );
+                Some(false)
             }
-            _ => {}
+            _ => None,
         }
     }
 }
@@ -141,10 +142,10 @@ impl BatchHandler<Event> for FeedStore {
         for script in [&self.fan_out, &self.follow, &self.unfollow] {
             pipe.load_script(script).ignore();
         }
-        for record in records {
-            self.push_event(&mut pipe, record);
-        }
-        pipe.query_async::<()>(&mut self.redis).await?;
+        let writes: Vec<bool> = records.iter().filter_map(|r| self.push_event(&mut pipe, r)).collect();
+        let results: Vec<i64> = pipe.query_async(&mut self.redis).await?;
+        let written: i64 = results.iter().zip(&writes).filter(|(_, adds)| **adds).map(|(n, _)| n).sum();
+        metrics::counter!("feed_fanout_entries_written_total").increment(written.max(0) as u64);
         Ok(())
     }
 }

@@ -65,6 +65,7 @@ impl BatchHandler<AnalyticsHit> for AnalyticsWriter {
         let users: Vec<&str> = hits.iter().map(|h| h.user.as_str()).collect();
         let kinds: Vec<&str> = hits.iter().map(|h| h.event.as_str()).collect();
         sqlx::query(INSERT_AND_ROLL_UP).bind(times).bind(ids).bind(users).bind(kinds).execute(&self.pool).await?;
+        metrics::counter!("feed_writer_rows_total", "table" => "analytics_hits").increment(records.len() as u64);
         Ok(())
     }
 }

@@ -51,6 +51,7 @@ impl BatchHandler<LoggedEvent> for EventsWriter {
         .bind(messages)
         .execute(&self.pool)
         .await?;
+        metrics::counter!("feed_writer_rows_total", "table" => "generic_events").increment(records.len() as u64);
         Ok(())
     }
 }

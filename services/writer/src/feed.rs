@@ -40,6 +40,7 @@ impl BatchHandler<Event> for FeedWriter {
         apply_follows(&mut tx, &events).await?;
         insert_activities(&mut tx, &activities).await?;
         tx.commit().await?;
+        metrics::counter!("feed_writer_rows_total", "table" => "activities").increment(activities.len() as u64);
         Ok(())
     }
 }

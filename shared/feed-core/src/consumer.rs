@@ -111,6 +111,7 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
     /// consumer cannot even be created.
     pub async fn run<H: BatchHandler<T>>(mut self, mut handler: H, shutdown: Shutdown) -> anyhow::Result<()> {
         while let Some(batch) = self.next_batch(&shutdown).await? {
+            let started = std::time::Instant::now();
             let (records, undecodable) = self.decode(&batch);
             for (raw, error) in undecodable {
                 if !self.dead_letter(raw, &error, &shutdown).await {
@@ -121,6 +122,10 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
                 break; // shutting down with the batch unapplied: it will be redelivered
             }
             self.acknowledge(&batch).await;
+            let labels = [("topic", self.topic.clone()), ("group", self.group.clone())];
+            metrics::histogram!("feed_consumer_batch_records", &labels).record(batch.len() as f64);
+            metrics::histogram!("feed_consumer_batch_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+            metrics::counter!("feed_consumer_records_total", &labels).increment(batch.len() as u64);
         }
         if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
             tracing::debug!(error = %e, "nothing to commit at shutdown");
@@ -142,6 +147,7 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
                     Ok(message) => break message,
                     // Broker outages surface here; librdkafka reconnects by itself.
                     Err(error) => {
+                        metrics::counter!("feed_kafka_errors_total", "client" => "consumer").increment(1);
                         tracing::warn!(topic = %self.topic, %error, "consumer error, retrying");
                         sleep(Duration::from_millis(500)).await;
                     }
@@ -229,6 +235,8 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
                 Ok(()) => return Outcome::Applied,
                 Err(error) if handler.is_permanent(&error) => return Outcome::Permanent(format!("{error:#}")),
                 Err(error) => {
+                    metrics::counter!("feed_consumer_apply_errors_total", "topic" => self.topic.clone(), "group" => self.group.clone())
+                        .increment(1);
                     tracing::warn!(error = %format!("{error:#}"), records = records.len(), retry_in = ?backoff, "batch failed, retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return Outcome::ShuttingDown,
@@ -258,6 +266,8 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
             }
             match self.dead_letters.send(record, Duration::from_secs(5)).await {
                 Ok(_) => {
+                    metrics::counter!("feed_consumer_dead_letters_total", "topic" => self.topic.clone(), "group" => self.group.clone())
+                        .increment(1);
                     tracing::error!(
                         topic = %self.topic, partition = raw.partition, offset = raw.offset, group = %self.group,
                         error, "record dead-lettered"

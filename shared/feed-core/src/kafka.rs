@@ -29,8 +29,10 @@ pub fn producer(brokers: &str, delivery_timeout: Duration) -> anyhow::Result<Fut
 /// Watches a consumer's group membership, so a member that lost its partitions and was
 /// never given any back can be noticed. (Seen with tansu: after a session timeout on a
 /// saturated machine, the rejoining member waited forever; a new member joins at once.)
+/// It also turns librdkafka's statistics into the `feed_consumer_lag` gauge.
 #[derive(Default)]
 pub struct GroupContext {
+    group: String,
     revoked_since: Mutex<Option<Instant>>,
 }
 
@@ -41,7 +43,22 @@ impl GroupContext {
     }
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in &stats.partitions {
+                // -1 is the internal UA partition, and lag is -1 until known.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    metrics::gauge!(
+                        "feed_consumer_lag",
+                        "topic" => topic.clone(), "partition" => partition.to_string(), "group" => self.group.clone()
+                    )
+                    .set(p.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -80,7 +97,8 @@ pub fn consumer(brokers: &str, group: &str) -> anyhow::Result<GroupConsumer> {
         // How long the broker may hold a fetch open waiting for data. tansu answers
         // a fetch only when this expires, so it bounds the pipeline's latency.
         .set("fetch.wait.max.ms", fetch_wait_ms().to_string())
-        .create_with_context(GroupContext::default())?;
+        .set("statistics.interval.ms", "5000")
+        .create_with_context(GroupContext { group: group.to_string(), ..GroupContext::default() })?;
     Ok(consumer)
 }
 

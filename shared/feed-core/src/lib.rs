@@ -9,7 +9,7 @@
 //!   to give clients read-your-writes;
 //! - [`streams`]: the envelopes of the generic-event and analytics streams;
 //! - [`consumer`]: the at-least-once batch loop every consumer group runs;
-//! - [`config`], [`telemetry`], [`kafka`], [`db`], [`redis_pool`], [`shutdown`]: setup.
+//! - [`config`], [`telemetry`], [`metrics`], [`kafka`], [`db`], [`redis_pool`], [`shutdown`]: setup.
 
 pub mod config;
 pub mod consumer;
@@ -17,6 +17,7 @@ pub mod db;
 pub mod event;
 pub mod feed;
 pub mod kafka;
+pub mod metrics;
 pub mod progress;
 pub mod redis_pool;
 pub mod shutdown;

@@ -18,7 +18,14 @@ pub async fn pool(url: &str, size: u32) -> anyhow::Result<RedisPool> {
 }
 
 /// A multiplexed connection that reconnects by itself; cheap to clone.
+///
+/// Its response timeout is generous: a consumer's batch is one pipeline whose fan-out
+/// scripts may write hundreds of thousands of entries, and a timeout shorter than the
+/// batch would fail the same batch forever.
 pub async fn manager(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
     let client = redis::Client::open(url)?;
-    Ok(redis::aio::ConnectionManager::new(client).await?)
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(std::time::Duration::from_secs(120)))
+        .set_connection_timeout(Some(std::time::Duration::from_secs(5)));
+    Ok(redis::aio::ConnectionManager::new_with_config(client, config).await?)
 }

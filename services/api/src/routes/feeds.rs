@@ -7,6 +7,8 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -134,6 +136,7 @@ async fn my_feed(
             time: format_time(r.time),
         })
         .collect();
+    metrics::counter!("feed_feed_reads_total", "feed" => "my").increment(1);
     Ok(Json(serde_json::json!({ "my_feed": entries, "next_url": page.next_url("/feed/my", last) })))
 }
 
@@ -147,7 +150,7 @@ async fn friends_feed(
     State(state): State<AppState>,
     user: AuthUser,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let page = Page::parse(query)?;
     let key = state.keys.friends(user.id);
     let mut conn = state.redis.get().await?;
@@ -186,7 +189,10 @@ async fn friends_feed(
     });
     let entries: Vec<&RawValue> = members.iter().filter_map(|(m, _)| serde_json::from_str(m.json).ok()).collect();
     let body = FriendsFeed { friends_feed: entries, next_url: page.next_url("/feed/friends", last) };
-    Ok(Json(serde_json::to_value(body).map_err(|_| ApiError::unavailable("Feed store unavailable"))?))
+    metrics::counter!("feed_feed_reads_total", "feed" => "friends").increment(1);
+    // The entries are already JSON: written out as they are, never re-parsed into values.
+    let json = serde_json::to_string(&body).map_err(|_| ApiError::unavailable("Feed store unavailable"))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 #[cfg(test)]

@@ -1,0 +1,44 @@
+//! Prometheus metrics. Every service records through the `metrics` facade into one
+//! process-wide recorder; the API serves it at `GET /metrics`, the consumers on their own
+//! small listener (`METRICS_ADDR`), next to `/livez`.
+//!
+//! Names all start with `feed_`; see the README's table.
+
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide recorder, installed on first use.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .expect("static buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (tests); this one still renders.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The current metrics in Prometheus text format.
+pub fn render() -> String {
+    handle().render()
+}
+
+/// Serves `GET /metrics` and `GET /livez` on `addr` until `shutdown`.
+pub async fn serve(addr: SocketAddr, shutdown: crate::shutdown::Shutdown) -> anyhow::Result<()> {
+    handle();
+    let router = Router::new().route("/metrics", get(|| async { render() })).route("/livez", get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "metrics listening");
+    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+    Ok(())
+}
