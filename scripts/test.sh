@@ -25,5 +25,8 @@ export DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
 export REDIS_URL=redis://127.0.0.1:6379
 export KAFKA_BROKERS=127.0.0.1:$port
 export RUST_LOG=${RUST_LOG:-warn}
-if [ $# -eq 0 ]; then set -- --workspace; fi
+if [ $# -eq 0 ]; then
+    bash scripts/check-deploy.sh
+    set -- --workspace
+fi
 cargo test "$@"
