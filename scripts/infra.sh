@@ -63,7 +63,9 @@ start_tansu() {
     if tansu topic list --broker "tcp://127.0.0.1:$port" >/dev/null 2>&1; then return; fi
     mkdir -p "$dir"
     log "starting tansu on 127.0.0.1:$port (data in $dir)"
-    (cd "$dir" && nohup tansu broker \
+    # `cd` first, on its own: `$!` must be tansu's pid, not a wrapping subshell's.
+    (cd "$dir" || exit 1
+     nohup tansu broker \
         --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
         --storage-engine "sqlite://tansu.db" >"$dir/tansu.log" 2>&1 &

@@ -115,6 +115,41 @@ impl Recorded {
 }
 
 impl AppState {
+    /// Connects to the stores (migrating PostgreSQL if configured) and the broker, and
+    /// starts the progress pollers, which stop on `shutdown`. Also what tools such as
+    /// `feedctl` use to act as the API does.
+    pub async fn connect(config: &Config, shutdown: Shutdown) -> anyhow::Result<Self> {
+        let common = &config.common;
+        let db = feed_core::db::connect(&common.database_url, config.db_pool_size).await?;
+        if common.run_migrations {
+            feed_core::db::migrate(&db).await?;
+        }
+        let redis = feed_core::redis_pool::pool(&common.redis_url, config.redis_pool_size).await?;
+        let keys = Keys::new(&common.redis_key_prefix);
+        let producer = feed_core::kafka::producer(&common.kafka_brokers, config.publish_timeout)?;
+        let progress_redis = feed_core::redis_pool::manager(&common.redis_url).await?;
+        let stream = |topic: &str, groups: &[&str]| Stream {
+            topic: topic.to_string(),
+            read_your_writes: ReadYourWrites::start(
+                progress_redis.clone(),
+                groups.iter().map(|group| keys.progress(group, topic)).collect(),
+                config.progress_poll,
+                config.read_your_writes_timeout,
+                shutdown.clone(),
+            ),
+        };
+        Ok(AppState {
+            feed: stream(&common.feed_topic, &[&common.writer_group, &common.fanout_group]),
+            events: stream(&common.events_topic, &[&common.events_writer_group()]),
+            analytics: stream(&common.analytics_topic, &[&common.analytics_writer_group()]),
+            db,
+            redis,
+            keys,
+            auth_cache: auth::auth_cache(),
+            publisher: Publisher::new(producer),
+        })
+    }
+
     /// Publishes a feed `event` and waits (bounded) until the pipeline has applied it.
     pub async fn record(&self, event: &Event) -> Result<Recorded, error::ApiError> {
         let event_id = event.event_id.to_string();
@@ -152,37 +187,9 @@ impl Application {
     /// Connects to the stores and the broker, seeds demo users if asked, and binds the
     /// listener. The broker need not be up: writes answer 503 until it is.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let common = &config.common;
         feed_core::metrics::handle();
-        let db = feed_core::db::connect(&common.database_url, config.db_pool_size).await?;
-        if common.run_migrations {
-            feed_core::db::migrate(&db).await?;
-        }
-        let redis = feed_core::redis_pool::pool(&common.redis_url, config.redis_pool_size).await?;
-        let keys = Keys::new(&common.redis_key_prefix);
-        let producer = feed_core::kafka::producer(&common.kafka_brokers, config.publish_timeout)?;
         let shutdown_hook = Shutdown::new();
-        let progress_redis = feed_core::redis_pool::manager(&common.redis_url).await?;
-        let stream = |topic: &str, groups: &[&str]| Stream {
-            topic: topic.to_string(),
-            read_your_writes: ReadYourWrites::start(
-                progress_redis.clone(),
-                groups.iter().map(|group| keys.progress(group, topic)).collect(),
-                config.progress_poll,
-                config.read_your_writes_timeout,
-                shutdown_hook.clone(),
-            ),
-        };
-        let state = AppState {
-            feed: stream(&common.feed_topic, &[&common.writer_group, &common.fanout_group]),
-            events: stream(&common.events_topic, &[&common.events_writer_group()]),
-            analytics: stream(&common.analytics_topic, &[&common.analytics_writer_group()]),
-            db,
-            redis,
-            keys,
-            auth_cache: auth::auth_cache(),
-            publisher: Publisher::new(producer),
-        };
+        let state = AppState::connect(&config, shutdown_hook.clone()).await?;
         if config.demo_users {
             users::seed_demo_users(&state).await?;
         }

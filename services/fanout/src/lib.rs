@@ -6,6 +6,7 @@
 //! removes them. See [`feeds`] for why this is exact under concurrency and replay.
 
 pub mod feeds;
+pub mod rebuild;
 
 use feed_core::config::{env_millis, env_or, CommonConfig};
 use feed_core::consumer::{BatchConsumer, BatchSettings};

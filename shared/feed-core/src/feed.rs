@@ -54,9 +54,14 @@ pub fn score(time: DateTime<Utc>) -> i64 {
 /// no-op; the actor id lets an unfollow remove exactly that actor's entries; the JSON is
 /// what a read returns.
 pub fn member(event: &Event) -> Option<String> {
-    let entry = FeedEntry::from_event(event)?;
-    let json = serde_json::to_string(&entry).ok()?;
-    Some(format!("{}|{}|{}", event.event_id, event.actor.id, json))
+    encode_member(&event.event_id, event.actor.id, &FeedEntry::from_event(event)?)
+}
+
+/// The member for an entry whose event is known only by id and actor (a rebuild from
+/// the hypertable); byte-identical to [`member`] for the same event.
+pub fn encode_member(event_id: &uuid::Uuid, actor_id: i64, entry: &FeedEntry) -> Option<String> {
+    let json = serde_json::to_string(entry).ok()?;
+    Some(format!("{event_id}|{actor_id}|{json}"))
 }
 
 /// A member split into its parts.
