@@ -6,9 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/infra.sh
 
-ensure_postgres
-ensure_redis
-ensure_tansu
+ensure_all
 start_tansu "${KAFKA_PORT:-9092}" "$PWD/.run/tansu"
 
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/feed}

@@ -55,6 +55,13 @@ ensure_tansu() {
     cargo install tansu --locked --features libsql >&2
 }
 
+# Everything the services and tests need installed and running, but the broker itself.
+ensure_all() {
+    ensure_postgres
+    ensure_redis
+    ensure_tansu
+}
+
 # start_tansu PORT DIR: runs a broker on 127.0.0.1:PORT storing into DIR/tansu.db unless
 # one already listens there. SQLite storage, never memory:// (it loses records when a
 # consumer resumes inside a record batch).

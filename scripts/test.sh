@@ -7,9 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/infra.sh
 
-ensure_postgres
-ensure_redis
-ensure_tansu
+ensure_all
 
 port=${TEST_KAFKA_PORT:-19092}
 dir=$(mktemp -d /tmp/feed-test-broker.XXXXXX)

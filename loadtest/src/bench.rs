@@ -1,7 +1,7 @@
 //! The stage-by-stage benchmark: every stage of the pipeline measured against the best
 //! the same machine does for the same work, in one run.
 
-use crate::load::{closed_loop, open_loop, Measured};
+use crate::load::{closed_loop, open_loop, open_loop_timed, Measured};
 use crate::seed::{bar, key_for, Seeder};
 use feed_core::config::CommonConfig;
 use feed_core::consumer::{BatchHandler, Record};
@@ -200,17 +200,7 @@ pub async fn run(config: &BenchConfig) -> anyhow::Result<Report> {
 
     // At half the best rate: POST latency, and the lag until a follower can read it.
     let half = (best / 2.0).max(1.0);
-    let ingest_at_half = open_loop(half, stage, {
-        let post = post_request.clone();
-        move |i| {
-            let post = post.clone();
-            async move {
-                let t = Instant::now();
-                post(i).await.then(|| t.elapsed())
-            }
-        }
-    })
-    .await;
+    let ingest_at_half = open_loop_timed(half, stage, post_request.clone()).await;
     let reader10_key = key_for(&readers[0].name);
     let fanout_lag_at_half = open_loop(half, stage, {
         let (http, url, keys, reader) = (http.clone(), url.clone(), author_keys.clone(), reader10_key.clone());
@@ -231,17 +221,7 @@ pub async fn run(config: &BenchConfig) -> anyhow::Result<Report> {
     };
     let feed_10 = closed_loop(top_concurrency, stage, read(reader10_key.clone())).await;
     let feed_big = closed_loop(top_concurrency, stage, read(key_for(&readers[1].name))).await;
-    let feed_10_at_half = open_loop((feed_10.rate / 2.0).max(1.0), stage, {
-        let read = read(reader10_key.clone());
-        move |i| {
-            let read = read.clone();
-            async move {
-                let t = Instant::now();
-                read(i).await.then(|| t.elapsed())
-            }
-        }
-    })
-    .await;
+    let feed_10_at_half = open_loop_timed((feed_10.rate / 2.0).max(1.0), stage, read(reader10_key.clone())).await;
 
     // Ceilings of the stores and the broker.
     let (redis_zadd, redis_zrevrange) = redis_benchmark(&common.redis_url, config.rows.max(10_000))?;

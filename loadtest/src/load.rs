@@ -106,3 +106,19 @@ where
     let r = results.lock().expect("results lock");
     summarize(&r.0, r.1, elapsed)
 }
+
+/// [`open_loop`] for requests that only report success; their latency is timed here.
+pub async fn open_loop_timed<F, Fut>(rate: f64, duration: Duration, request: F) -> Measured
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    open_loop(rate, duration, move |i| {
+        let request = request.clone();
+        async move {
+            let started = Instant::now();
+            request(i).await.then(|| started.elapsed())
+        }
+    })
+    .await
+}
