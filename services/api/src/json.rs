@@ -52,22 +52,23 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 }
 
 fn contains_nul(map: &Map<String, Value>) -> bool {
-    let mut stack: Vec<&Value> = map.values().collect();
-    if map.keys().any(|k| k.contains('\0')) {
-        return true;
-    }
-    while let Some(value) = stack.pop() {
-        match value {
-            Value::String(s) if s.contains('\0') => return true,
-            Value::Array(items) => stack.extend(items),
-            Value::Object(inner) => {
-                if inner.keys().any(|k| k.contains('\0')) {
-                    return true;
-                }
-                stack.extend(inner.values());
+    let mut maps = vec![map];
+    let mut values: Vec<&Value> = Vec::new();
+    loop {
+        if let Some(map) = maps.pop() {
+            if map.keys().any(|k| k.contains('\0')) {
+                return true;
             }
-            _ => {}
+            values.extend(map.values());
+        } else if let Some(value) = values.pop() {
+            match value {
+                Value::String(s) if s.contains('\0') => return true,
+                Value::Array(items) => values.extend(items),
+                Value::Object(inner) => maps.push(inner),
+                _ => {}
+            }
+        } else {
+            return false;
         }
     }
-    false
 }

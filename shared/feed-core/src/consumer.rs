@@ -206,8 +206,7 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
                         Outcome::Applied => {}
                         Outcome::ShuttingDown => return false,
                         Outcome::Permanent(error) => {
-                            let raw = batch.iter().find(|r| r.partition == record.partition && r.offset == record.offset);
-                            if let Some(raw) = raw {
+                            if let Some(raw) = raw_of(batch, record) {
                                 if !self.dead_letter(raw, &error, shutdown).await {
                                     return false;
                                 }
@@ -217,9 +216,7 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
                 }
                 true
             }
-            Outcome::Permanent(error) => match records.first().and_then(|record| {
-                batch.iter().find(|r| r.partition == record.partition && r.offset == record.offset)
-            }) {
+            Outcome::Permanent(error) => match records.first().and_then(|record| raw_of(batch, record)) {
                 Some(raw) => self.dead_letter(raw, &error, shutdown).await,
                 None => true,
             },
@@ -304,6 +301,11 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
             tracing::warn!(%error, "could not publish progress");
         }
     }
+}
+
+/// The raw message a decoded record came from (its bytes are what is dead-lettered).
+fn raw_of<'a, T>(batch: &'a [Raw], record: &Record<T>) -> Option<&'a Raw> {
+    batch.iter().find(|r| r.partition == record.partition && r.offset == record.offset)
 }
 
 /// How applying records ended.
