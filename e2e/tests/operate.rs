@@ -123,3 +123,44 @@ async fn lag_and_replay_from_an_offset_or_a_time() {
     replay.stop().await;
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_a_key_replaces_it_and_survives_replay() {
+    let stack = Stack::start().await;
+    let (dora, first) = stack.create_user("dora").await;
+    assert_eq!(stack.get("/me", Some(&first)).await.0, StatusCode::OK);
+
+    let (user, second, recorded) = api::users::rotate_key(&stack.api_state, "dora").await.unwrap();
+    assert_eq!(user, dora);
+    assert!(recorded.applied);
+    let (status, me) = stack.get("/me", Some(&second)).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!((me["id"].as_i64(), me["name"].as_str()), (Some(dora.id), Some("dora")));
+    // An API instance that has not cached the old key (or after AUTH_CACHE_TTL) refuses it.
+    stack.api_state.auth_cache.invalidate_all();
+    let (status, body) = stack.get("/me", Some(&first)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["message"], "Key is not valid");
+
+    let (_, third, _) = api::users::rotate_key(&stack.api_state, "dora").await.unwrap();
+    let published = stack.published().await;
+    let missing = api::users::rotate_key(&stack.api_state, "nobody").await.unwrap_err();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(stack.published().await, published, "nothing published for an unknown user");
+
+    // Replaying every rotation (older ones included) leaves the newest key in place.
+    let (b, t) = (stack.common.kafka_brokers.clone(), stack.common.feed_topic.clone());
+    tokio::task::spawn_blocking(move || admin::prepare_replay(&b, "replay-keys", &t, admin::From::Offset(0)))
+        .await
+        .unwrap()
+        .unwrap();
+    let replay = stack.spawn_writer("replay-keys").await;
+    stack.wait_applied("replay-keys").await;
+    replay.stop().await;
+    stack.api_state.auth_cache.invalidate_all();
+    assert_eq!(stack.get("/me", Some(&third)).await.0, StatusCode::OK);
+    for old in [&first, &second] {
+        assert_eq!(stack.get("/me", Some(old)).await.0, StatusCode::UNAUTHORIZED);
+    }
+    stack.stop().await;
+}

@@ -17,6 +17,9 @@ struct Cli {
 enum Command {
     /// Create a user through the pipeline and print its key (shown once, stored hashed).
     CreateUser { name: String },
+    /// Replace a user's key with a fresh one and print it; the old key stops working
+    /// (within the API's 30 s key cache on instances that saw it recently).
+    RotateKey { name: String },
     /// Rebuild Redis feeds from the hypertable: one user's, or everyone's.
     RebuildFeeds {
         #[arg(long)]
@@ -50,10 +53,17 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::CreateUser { name } => {
             let name = api::domain::Username::parse(&name).ok_or_else(|| anyhow::anyhow!("invalid user name"))?;
-            let config = api::Config::from_env()?;
-            let state = api::AppState::connect(&config, Shutdown::new()).await?;
-            let (user, key) = api::users::create_user(&state, &name, None).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let state = api_state().await?;
+            let (user, key) = api::users::create_user(&state, &name, None).await?;
             println!("created user {} (id {}) with key {key}", user.name, user.id);
+        }
+        Command::RotateKey { name } => {
+            let state = api_state().await?;
+            let (user, key, recorded) = api::users::rotate_key(&state, &name).await?;
+            println!("rotated the key of {} (id {}); new key {key}", user.name, user.id);
+            if !recorded.applied {
+                println!("note: the writer has not applied it yet; the new key works once it has");
+            }
         }
         Command::RebuildFeeds { user, max_len } => {
             let db = feed_core::db::connect(&common.database_url, 2).await?;
@@ -96,6 +106,12 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Acts as the API does: same settings, same way of publishing.
+async fn api_state() -> anyhow::Result<api::AppState> {
+    let config = api::Config::from_env()?;
+    api::AppState::connect(&config, Shutdown::new()).await
 }
 
 async fn sqlx_user_id(db: &sqlx::PgPool, name: &str) -> anyhow::Result<i64> {

@@ -155,7 +155,7 @@ impl AppState {
         let event_id = event.event_id.to_string();
         let headers = [
             ("event_id", event_id.as_str()),
-            ("event_type", event.kind.verb().unwrap_or("user_created")),
+            ("event_type", event.kind.as_str()),
             ("schema_version", "1"),
         ];
         self.record_on(&self.feed, &event.key(), &event.to_bytes(), &headers).await

@@ -3,7 +3,7 @@
 use crate::auth::hash_key;
 use crate::domain::Username;
 use crate::error::ApiError;
-use crate::AppState;
+use crate::{AppState, Recorded};
 use feed_core::event::{Event, EventType, UserRef};
 use rand::distr::{Alphanumeric, SampleString};
 
@@ -25,7 +25,7 @@ pub async fn create_user(state: &AppState, name: &Username, key: Option<&str>) -
     if find_by_name(state, name.as_str()).await?.is_some() {
         return Err(ApiError::new(axum::http::StatusCode::CONFLICT, "User already exists"));
     }
-    let key = key.map(str::to_string).unwrap_or_else(|| Alphanumeric.sample_string(&mut rand::rng(), 32));
+    let key = key.map(str::to_string).unwrap_or_else(new_key);
     let id: i64 = sqlx::query_scalar("SELECT nextval('user_ids')").fetch_one(&state.db).await?;
     let user = UserRef { id, name: name.as_str().to_string() };
     let event = Event::new(
@@ -39,12 +39,37 @@ pub async fn create_user(state: &AppState, name: &Username, key: Option<&str>) -
     Ok((user, key))
 }
 
+/// A fresh random app key.
+fn new_key() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
+}
+
+/// Replaces `name`'s key with a fresh one and returns the user, the new key and whether
+/// the writer applied it before returning (so the new key already works). The old key
+/// stops working at once for API instances that have not seen it recently, and within
+/// [`crate::auth::AUTH_CACHE_TTL`] everywhere.
+pub async fn rotate_key(state: &AppState, name: &str) -> Result<(UserRef, String, Recorded), ApiError> {
+    let user = find_by_name(state, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("User not found"))?;
+    let key = new_key();
+    let event = Event::new(
+        EventType::KeyRotated,
+        user.clone(),
+        None,
+        None,
+        serde_json::json!({ "key_hash": hash_key(&key) }),
+    );
+    let recorded = state.record(&event).await?;
+    Ok((user, key, recorded))
+}
+
 /// Creates the missing demo users (ivan, nico, eric) with their well-known keys.
 pub async fn seed_demo_users(state: &AppState) -> anyhow::Result<()> {
     for (name, key) in DEMO_USERS {
         let username = Username::parse(name).expect("demo names are valid");
-        if find_by_name(state, name).await.map_err(|e| anyhow::anyhow!("{e:?}"))?.is_none() {
-            create_user(state, &username, Some(key)).await.map_err(|e| anyhow::anyhow!("cannot seed {name}: {e:?}"))?;
+        if find_by_name(state, name).await?.is_none() {
+            create_user(state, &username, Some(key)).await.map_err(|e| anyhow::anyhow!("cannot seed {name}: {e}"))?;
             tracing::info!(name, "demo user created");
         }
     }

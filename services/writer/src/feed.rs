@@ -36,6 +36,7 @@ impl BatchHandler<Event> for FeedWriter {
 
         let mut tx = self.pool.begin().await?;
         insert_users(&mut tx, &events).await?;
+        rotate_keys(&mut tx, &events).await?;
         insert_objects(&mut tx, &events).await?;
         apply_follows(&mut tx, &events).await?;
         insert_activities(&mut tx, &activities).await?;
@@ -64,6 +65,34 @@ async fn insert_users(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<()> {
     )
     .bind(ids)
     .bind(names)
+    .bind(hashes)
+    .bind(times)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A user's rotations share the user's partition, so within a batch the last one wins;
+/// `updated_at` only moves forward, so replaying an older rotation changes nothing.
+async fn rotate_keys(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<()> {
+    let mut last: BTreeMap<i64, (&str, DateTime<Utc>)> = BTreeMap::new();
+    for event in events.iter().filter(|e| e.kind == EventType::KeyRotated) {
+        if let Some(hash) = event.payload_str("key_hash") {
+            last.insert(event.actor.id, (hash, event.time));
+        }
+    }
+    if last.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = last.keys().copied().collect();
+    let hashes: Vec<&str> = last.values().map(|(hash, _)| *hash).collect();
+    let times: Vec<DateTime<Utc>> = last.values().map(|(_, time)| *time).collect();
+    sqlx::query(
+        "UPDATE users SET key_hash = r.key_hash, updated_at = r.t
+         FROM UNNEST($1::bigint[], $2::text[], $3::timestamptz[]) AS r(id, key_hash, t)
+         WHERE users.id = r.id AND users.updated_at <= r.t",
+    )
+    .bind(ids)
     .bind(hashes)
     .bind(times)
     .execute(&mut **tx)

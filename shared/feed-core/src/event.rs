@@ -28,18 +28,34 @@ pub enum EventType {
     Follow,
     /// The actor stopped following `target`.
     Unfollow,
+    /// The actor's app key was replaced; `payload.key_hash` holds the SHA-256 of the new
+    /// key, and the old key stops working.
+    KeyRotated,
+    /// A type added by a newer producer. Consumers skip it, as `docs/events.md` asks.
+    #[serde(other)]
+    Unknown,
 }
 
 impl EventType {
     /// The verb shown in feeds, or `None` for events that are not activities.
     pub fn verb(self) -> Option<&'static str> {
         match self {
-            EventType::UserCreated => None,
+            EventType::UserCreated | EventType::KeyRotated | EventType::Unknown => None,
             EventType::Post => Some("post"),
             EventType::Like => Some("like"),
             EventType::Share => Some("share"),
             EventType::Follow => Some("follow"),
             EventType::Unfollow => Some("unfollow"),
+        }
+    }
+
+    /// The wire name, as in the envelope's `type` and the `event_type` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::UserCreated => "user_created",
+            EventType::KeyRotated => "key_rotated",
+            EventType::Unknown => "unknown",
+            other => other.verb().unwrap_or("unknown"),
         }
     }
 
@@ -257,6 +273,25 @@ mod tests {
         value["schema_version"] = 2.into();
         let bytes = serde_json::to_vec(&value).unwrap();
         assert!(matches!(Event::from_bytes(&bytes), Err(DecodeError::UnknownVersion(2))));
+    }
+
+    #[test]
+    fn unknown_types_decode_so_consumers_can_skip_them() {
+        let mut value: serde_json::Value = serde_json::from_slice(&sample().to_bytes()).unwrap();
+        value["type"] = "poll_created".into();
+        let event = Event::from_bytes(&serde_json::to_vec(&value).unwrap()).unwrap();
+        assert_eq!(event.kind, EventType::Unknown);
+        assert_eq!(event.kind.verb(), None);
+        assert!(!event.kind.fans_out());
+    }
+
+    #[test]
+    fn header_names_match_the_wire_names() {
+        for kind in [EventType::UserCreated, EventType::Post, EventType::Like, EventType::Share,
+                     EventType::Follow, EventType::Unfollow, EventType::KeyRotated] {
+            let wire = serde_json::to_value(kind).unwrap();
+            assert_eq!(wire, kind.as_str());
+        }
     }
 
     #[test]
