@@ -53,7 +53,8 @@ impl Seeder {
             let topic = self.topic.clone();
             in_flight.push(async move {
                 let (key, payload) = (event.key(), event.to_bytes());
-                let record = FutureRecord::to(&topic).key(&key).payload(&payload);
+                let headers = feed_core::kafka::headers(event.headers());
+                let record = FutureRecord::to(&topic).key(&key).payload(&payload).headers(headers);
                 producer
                     .send(record, Duration::from_secs(30))
                     .await

@@ -95,21 +95,29 @@ pub struct AppState {
 /// `applied`, or `pending` when the read-your-writes bound expired.
 pub const CONSISTENCY_HEADER: &str = "x-read-your-writes";
 
-/// Proof that an event was acknowledged; attaches [`CONSISTENCY_HEADER`] to a response.
-#[derive(Clone, Copy, Debug)]
+/// Header naming the event a write recorded, the id its log lines carry in every service.
+pub const EVENT_ID_HEADER: &str = "x-event-id";
+
+/// Proof that an event was acknowledged; attaches [`CONSISTENCY_HEADER`] and
+/// [`EVENT_ID_HEADER`] to a response.
+#[derive(Clone, Debug)]
 pub struct Recorded {
     /// Whether both consumer groups applied it before the answer.
     pub applied: bool,
+    /// The recorded event's id.
+    pub event_id: Option<String>,
 }
 
 impl Recorded {
-    /// `body` with the consistency header.
+    /// `body` with the consistency and event id headers.
     pub fn respond(self, body: impl IntoResponse) -> Response {
         let value = if self.applied { "applied" } else { "pending" };
         let mut response = body.into_response();
-        response
-            .headers_mut()
-            .insert(HeaderName::from_static(CONSISTENCY_HEADER), HeaderValue::from_static(value));
+        let headers = response.headers_mut();
+        headers.insert(HeaderName::from_static(CONSISTENCY_HEADER), HeaderValue::from_static(value));
+        if let Some(id) = self.event_id.and_then(|id| HeaderValue::try_from(id).ok()) {
+            headers.insert(HeaderName::from_static(EVENT_ID_HEADER), id);
+        }
         response
     }
 }
@@ -152,16 +160,13 @@ impl AppState {
 
     /// Publishes a feed `event` and waits (bounded) until the pipeline has applied it.
     pub async fn record(&self, event: &Event) -> Result<Recorded, error::ApiError> {
-        let event_id = event.event_id.to_string();
-        let headers = [
-            ("event_id", event_id.as_str()),
-            ("event_type", event.kind.as_str()),
-            ("schema_version", "1"),
-        ];
-        self.record_on(&self.feed, &event.key(), &event.to_bytes(), &headers).await
+        let headers = event.headers();
+        let pairs: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
+        self.record_on(&self.feed, &event.key(), &event.to_bytes(), &pairs).await
     }
 
     /// Publishes one record on `stream` and waits (bounded) until it is applied.
+    /// `headers` must include `event_id`.
     pub async fn record_on(
         &self,
         stream: &Stream,
@@ -171,7 +176,8 @@ impl AppState {
     ) -> Result<Recorded, error::ApiError> {
         let position = self.publisher.publish(&stream.topic, key, payload, headers).await?;
         let applied = stream.read_your_writes.wait(position).await;
-        Ok(Recorded { applied })
+        let event_id = headers.iter().find(|(name, _)| *name == "event_id").map(|(_, id)| id.to_string());
+        Ok(Recorded { applied, event_id })
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use feed_core::progress::{self, Marks};
 use feed_core::shutdown::Shutdown;
-use rdkafka::message::{Header, OwnedHeaders};
+use feed_core::telemetry::EVENT_LOG;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,20 +47,17 @@ impl Publisher {
         headers: &[(&str, &str)],
     ) -> Result<Position, ApiError> {
         let event_id = headers.iter().find(|(k, _)| *k == "event_id").map(|(_, v)| *v).unwrap_or_default();
-        let headers = headers
-            .iter()
-            .fold(OwnedHeaders::new(), |h, (key, value)| h.insert(Header { key, value: Some(*value) }));
-        let record = FutureRecord::to(topic).key(key).payload(payload).headers(headers);
+        let record = FutureRecord::to(topic).key(key).payload(payload).headers(feed_core::kafka::headers(headers.iter().copied()));
         match self.producer.send(record, Duration::from_millis(100)).await {
             Ok(delivery) => {
                 metrics::counter!("feed_events_published_total", "topic" => topic.to_string()).increment(1);
-                tracing::debug!(event_id, topic, partition = delivery.partition, offset = delivery.offset, "published");
+                tracing::info!(target: EVENT_LOG, event_id, topic, partition = delivery.partition, offset = delivery.offset, "published");
                 Ok(Position { partition: delivery.partition, offset: delivery.offset })
             }
             Err((error, _)) => {
                 metrics::counter!("feed_events_publish_failed_total", "topic" => topic.to_string()).increment(1);
                 metrics::counter!("feed_kafka_errors_total", "client" => "producer").increment(1);
-                tracing::error!(event_id, topic, %error, "not acknowledged by the broker");
+                tracing::error!(target: EVENT_LOG, event_id, topic, %error, "not acknowledged by the broker");
                 Err(ApiError::unavailable("Event log unavailable, the change was not recorded"))
             }
         }

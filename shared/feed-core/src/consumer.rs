@@ -10,14 +10,16 @@
 
 use crate::event::Decode;
 use crate::progress;
+use crate::telemetry::EVENT_LOG;
 use crate::shutdown::Shutdown;
 use crate::kafka::GroupConsumer;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::{sleep, timeout_at, Instant};
 
@@ -121,6 +123,7 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
             if shutdown.is_cancelled() || !self.apply_with_retry(&mut handler, &records, &batch, &shutdown).await {
                 break; // shutting down with the batch unapplied: it will be redelivered
             }
+            self.log_applied(&batch);
             self.acknowledge(&batch).await;
             let labels = [("topic", self.topic.clone()), ("group", self.group.clone())];
             metrics::histogram!("feed_consumer_batch_records", &labels).record(batch.len() as f64);
@@ -265,9 +268,12 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
                 Ok(_) => {
                     metrics::counter!("feed_consumer_dead_letters_total", "topic" => self.topic.clone(), "group" => self.group.clone())
                         .increment(1);
+                    raw.dead_lettered.store(true, Ordering::Relaxed);
                     tracing::error!(
+                        target: EVENT_LOG,
+                        event_id = raw.event_id.as_deref().unwrap_or("-"),
                         topic = %self.topic, partition = raw.partition, offset = raw.offset, group = %self.group,
-                        error, "record dead-lettered"
+                        error, "dead-lettered"
                     );
                     return true;
                 }
@@ -279,6 +285,22 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
                     }
                 }
             }
+        }
+    }
+
+    /// One [`EVENT_LOG`] line per record, so an event can be followed by its id.
+    /// Written before the progress marks, so whoever saw a record applied finds its line.
+    fn log_applied(&self, batch: &[Raw]) {
+        if !tracing::enabled!(target: EVENT_LOG, tracing::Level::INFO) {
+            return;
+        }
+        for raw in batch.iter().filter(|raw| !raw.dead_lettered.load(Ordering::Relaxed)) {
+            tracing::info!(
+                target: EVENT_LOG,
+                event_id = raw.event_id.as_deref().unwrap_or("-"),
+                topic = %self.topic, partition = raw.partition, offset = raw.offset, group = %self.group,
+                "applied"
+            );
         }
     }
 
@@ -321,15 +343,29 @@ struct Raw {
     offset: i64,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
+    /// The `event_id` header, for logs (present on everything the product publishes).
+    event_id: Option<String>,
+    /// Set once the record went to the dead-letter topic instead of downstream.
+    dead_lettered: AtomicBool,
 }
 
 impl<M: Message> From<&M> for Raw {
     fn from(message: &M) -> Self {
+        let event_id = message.headers().and_then(|headers| {
+            headers
+                .iter()
+                .find(|h| h.key == "event_id")
+                .and_then(|h| h.value)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::to_string)
+        });
         Raw {
             partition: message.partition(),
             offset: message.offset(),
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().unwrap_or_default().to_vec(),
+            event_id,
+            dead_lettered: AtomicBool::new(false),
         }
     }
 }

@@ -180,6 +180,16 @@ impl Event {
         serde_json::to_vec(self).expect("an Event always serializes")
     }
 
+    /// The record headers `docs/events.md` documents: `event_id`, `event_type`,
+    /// `schema_version`.
+    pub fn headers(&self) -> [(&'static str, String); 3] {
+        [
+            ("event_id", self.event_id.to_string()),
+            ("event_type", self.kind.as_str().to_string()),
+            ("schema_version", SCHEMA_VERSION.to_string()),
+        ]
+    }
+
     /// Decodes a record value, refusing envelopes of a newer major schema.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         decode_versioned(bytes, |e: &Event| e.schema_version)

@@ -26,6 +26,13 @@ pub fn producer(brokers: &str, delivery_timeout: Duration) -> anyhow::Result<Fut
     Ok(producer)
 }
 
+/// Record headers from name/value pairs.
+pub fn headers<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> rdkafka::message::OwnedHeaders {
+    pairs.into_iter().fold(rdkafka::message::OwnedHeaders::new(), |headers, (key, value)| {
+        headers.insert(rdkafka::message::Header { key: key.as_ref(), value: Some(value.as_ref()) })
+    })
+}
+
 /// Watches a consumer's group membership, so a member that lost its partitions and was
 /// never given any back can be noticed. (Seen with tansu: after a session timeout on a
 /// saturated machine, the rejoining member waited forever; a new member joins at once.)

@@ -2,6 +2,12 @@
 
 use tracing_subscriber::{fmt, EnvFilter};
 
+/// The `tracing` target of the one line per event each stage logs (API: `published`;
+/// writer and fan-out: `applied` or `dead-lettered`), each with `event_id`, `topic`,
+/// `partition` and `offset`, so one event can be followed across services by its id.
+/// Silence them with `RUST_LOG=info,feed_events=off`.
+pub const EVENT_LOG: &str = "feed_events";
+
 /// Installs the global subscriber. The filter comes from `RUST_LOG` (default `info`).
 /// Calling it twice (as tests do) is harmless.
 pub fn init() {
