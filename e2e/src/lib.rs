@@ -6,8 +6,13 @@
 //! otherwise the missing ones are started with testcontainers (TimescaleDB, Redis,
 //! Apache Kafka in KRaft mode), so a developer with Docker runs plain `cargo test`.
 //!
+//! Every answer a test sees through a [`Stack`]'s helpers is checked against the API's
+//! OpenAPI document ([`contract`]).
+//!
 //! Every [`Stack`] is isolated: its own database, topic, consumer groups and Redis key
 //! prefix, so tests run in parallel.
+
+pub mod contract;
 
 use feed_core::config::CommonConfig;
 use feed_core::consumer::BatchSettings;
@@ -288,24 +293,35 @@ impl Stack {
         if let Some(key) = key {
             request = request.header("X-App-Key", key);
         }
-        read(request.send().await.expect("GET sent")).await
+        read("GET", path, request.send().await.expect("GET sent")).await
     }
 
     /// `POST path` with a JSON body and `key`.
     pub async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
         let request = self.http.post(format!("{}{}", self.api_url, path)).header("X-App-Key", key).json(&body);
-        read(request.send().await.expect("POST sent")).await
+        let answer = read("POST", path, request.send().await.expect("POST sent")).await;
+        if answer.0.is_success() {
+            contract::contract().check_request("POST", path, &body);
+        }
+        answer
     }
 
     /// `method path` with no key and no body; the status and the raw text.
     pub async fn send_text(&self, method: reqwest::Method, path: &str) -> (StatusCode, String) {
-        let response = self.http.request(method, format!("{}{}", self.api_url, path)).send().await.expect("sent");
-        (response.status(), response.text().await.expect("body"))
+        let response = self.http.request(method.clone(), format!("{}{}", self.api_url, path)).send().await.expect("sent");
+        let (status, content_type) = (response.status(), content_type(&response));
+        let text = response.text().await.expect("body");
+        contract::contract().check_response(method.as_str(), path, status.as_u16(), content_type.as_deref(), &text);
+        (status, text)
     }
 
     /// `POST path` with a JSON body and no key.
     pub async fn post_anonymous(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        read(self.http.post(format!("{}{}", self.api_url, path)).json(body).send().await.expect("POST sent")).await
+        let answer = read("POST", path, self.http.post(format!("{}{}", self.api_url, path)).json(body).send().await.expect("POST sent")).await;
+        if answer.0.is_success() {
+            contract::contract().check_request("POST", path, body);
+        }
+        answer
     }
 
     /// `POST path` with a raw body and content type.
@@ -316,7 +332,7 @@ impl Stack {
             .header("X-App-Key", key)
             .header("Content-Type", content_type)
             .body(body);
-        read(request.send().await.expect("POST sent")).await
+        read("POST", path, request.send().await.expect("POST sent")).await
     }
 
     /// Every entry of a feed (`/feed/my` or `/feed/friends`), following `next_url`.
@@ -403,11 +419,18 @@ impl Stack {
     }
 }
 
-async fn read(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
+/// The status and body (JSON when it parses, else a string), checked against the
+/// OpenAPI document.
+async fn read(method: &str, path: &str, response: reqwest::Response) -> (StatusCode, Value) {
+    let (status, content_type) = (response.status(), content_type(&response));
     let text = response.text().await.expect("response body");
+    contract::contract().check_response(method, path, status.as_u16(), content_type.as_deref(), &text);
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, body)
+}
+
+fn content_type(response: &reqwest::Response) -> Option<String> {
+    response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 fn settings() -> BatchSettings {

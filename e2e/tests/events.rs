@@ -258,3 +258,22 @@ async fn metrics_are_exposed_in_prometheus_format() {
     stack.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_served_and_lists_every_route() {
+    let stack = Stack::start().await;
+    let (status, served) = stack.get("/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let generated: Value = serde_json::from_str(&api::openapi::to_json()).unwrap();
+    assert_eq!(served, generated);
+    assert_eq!(served["openapi"], "3.1.0");
+    // Every documented route answers something other than the fallback's 404.
+    for (path, item) in served["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let (status, body) = stack.send_text(method.clone(), path).await;
+            assert_ne!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}: {body}");
+        }
+    }
+    stack.stop().await;
+}

@@ -33,7 +33,8 @@ pub fn parse_object(raw: &str) -> Option<ObjectRef> {
 }
 
 /// The verbs `POST /activity` accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum ReactionVerb {
     /// like
     Like,

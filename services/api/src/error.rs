@@ -4,7 +4,20 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use std::borrow::Cow;
+
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Always `true`.
+    pub error: bool,
+    /// What went wrong, e.g. `Key is not valid`.
+    pub message: String,
+    /// The request field at fault, for validation errors of `/events` and `/analytics`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+}
 
 /// An error answer to the client.
 #[derive(Debug)]
@@ -62,10 +75,7 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": true, "message": self.message });
-        if let Some(field) = self.field {
-            body["field"] = field.into();
-        }
+        let body = ErrorBody { error: true, message: self.message.into_owned(), field: self.field };
         (self.status, Json(body)).into_response()
     }
 }

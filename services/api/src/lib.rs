@@ -10,6 +10,7 @@ pub mod auth;
 pub mod domain;
 pub mod error;
 pub mod json;
+pub mod openapi;
 pub mod pipeline;
 pub mod routes;
 pub mod users;

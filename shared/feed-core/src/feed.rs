@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 /// One line of a feed, exactly as the reference API returns it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FeedEntry {
     /// Who did it.
     pub actor_name: String,
@@ -19,6 +19,7 @@ pub struct FeedEntry {
     /// The followed user, or the owner of a liked or shared object.
     pub target_name: Option<String>,
     /// RFC 3339 with microseconds, e.g. `2019-02-10T12:01:30.894037+00:00`.
+    #[schema(example = "2019-02-10T12:01:30.894037+00:00")]
     pub time: String,
 }
 

@@ -2,19 +2,19 @@
 //! through the analytics topic; the writer keeps an exact hourly rollup, so a GET of
 //! any hour, the current one included, is one primary-key lookup whatever the volume.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use feed_core::streams::{AnalyticsHit, HitKind};
 use std::collections::HashMap;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/analytics", get(counts).post(record))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(counts, record))
 }
 
 type Params = Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
@@ -36,6 +36,18 @@ fn timestamp(params: &HashMap<String, String>) -> Result<DateTime<Utc>, ApiError
         .ok_or_else(|| ApiError::invalid_field("timestamp", "timestamp must be milliseconds since the epoch"))
 }
 
+/// Records one hit.
+#[utoipa::path(post, path = "/analytics", operation_id = "record_hit", tag = "analytics",
+    params(
+        ("timestamp" = i64, Query, description = "When it happened, milliseconds since the epoch; any past hour"),
+        ("user" = String, Query, description = "Who; up to 256 bytes"),
+        ("event" = String, Query, description = "`click` or `impression`", pattern = "^(click|impression)$"),
+    ),
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 400, body = ErrorBody, description = "A missing or malformed parameter, named in `field`"),
+        (status = 503, body = ErrorBody, description = "The broker did not acknowledge: nothing was recorded"),
+    ))]
 async fn record(State(state): State<AppState>, query: Params) -> Result<Response, ApiError> {
     let params = params(query)?;
     let timestamp = timestamp(&params)?;
@@ -59,6 +71,15 @@ async fn record(State(state): State<AppState>, query: Params) -> Result<Response
     Ok(recorded.respond(StatusCode::NO_CONTENT))
 }
 
+/// Exact counts for the UTC hour holding `timestamp`.
+#[utoipa::path(get, path = "/analytics", operation_id = "hourly_counts", tag = "analytics",
+    params(("timestamp" = i64, Query, description = "Any instant of the hour, milliseconds since the epoch")),
+    responses(
+        (status = 200, body = String, content_type = "text/plain",
+            description = "`unique_users,N\nclicks,N\nimpressions,N\n`", example = "unique_users,2\nclicks,5\nimpressions,9\n"),
+        (status = 400, body = ErrorBody, description = "A missing or malformed `timestamp`"),
+        (status = 503, body = ErrorBody, description = "The database is unavailable"),
+    ))]
 async fn counts(State(state): State<AppState>, query: Params) -> Result<Response, ApiError> {
     let params = params(query)?;
     let hour = timestamp(&params)?.duration_trunc(TimeDelta::hours(1)).map_err(|_| {

@@ -1,24 +1,100 @@
 //! `POST /events` and `GET /events`: the generic event log (activity-service
 //! reference), stored through the events topic into the `generic_events` hypertable.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonObject;
 use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use feed_core::event::SCHEMA_VERSION;
 use feed_core::streams::LoggedEvent;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx::{Postgres, QueryBuilder};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/events", get(list).post(create))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create))
+}
+
+/// A new generic event (parsed by hand, to name the field at fault).
+#[derive(utoipa::ToSchema)]
+pub struct NewEvent {
+    /// Which part of the client's system it comes from; not blank.
+    #[schema(min_length = 1, example = "order")]
+    component: String,
+    /// Any JSON value, `null` included; required.
+    data: Value,
+    /// A valid address with a dotted domain.
+    #[schema(example = "ade@gmail.com")]
+    email: String,
+    /// e.g. `production`; not blank.
+    #[schema(min_length = 1, example = "production")]
+    environment: String,
+    /// What happened; not blank.
+    #[schema(min_length = 1, example = "order failed")]
+    message: String,
+}
+
+impl NewEvent {
+    fn parse(body: &JsonObject) -> Result<Self, ApiError> {
+        let component = required_text(body, "component")?;
+        let data = body.0.get("data").cloned().ok_or_else(|| ApiError::invalid_field("data", "data is required"))?;
+        let email = required_text(body, "email")?;
+        let email =
+            parse_email(&email).ok_or_else(|| ApiError::invalid_field("email", "email is not a valid email address"))?;
+        let environment = required_text(body, "environment")?;
+        let message = required_text(body, "message")?;
+        Ok(Self { component, data, email, environment, message })
+    }
+}
+
+/// A stored generic event.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StoredEvent {
+    /// Its id (UUIDv7).
+    id: Uuid,
+    /// As posted.
+    component: String,
+    /// As posted.
+    data: Value,
+    /// As posted.
+    email: String,
+    /// As posted.
+    environment: String,
+    /// As posted.
+    message: String,
+    /// When the API accepted it: RFC 3339, UTC, microseconds.
+    #[schema(example = "2026-11-23T02:15:08.813990Z")]
+    created_at: String,
+}
+
+impl From<LoggedEvent> for StoredEvent {
+    fn from(event: LoggedEvent) -> Self {
+        Self {
+            id: event.id,
+            component: event.component,
+            data: event.data,
+            email: event.email,
+            environment: event.environment,
+            message: event.message,
+            created_at: event.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        }
+    }
+}
+
+/// A page of `GET /events`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventsPage {
+    /// Newest first.
+    events: Vec<StoredEvent>,
+    /// The next page's path and query (filters kept), or `""` on the last page.
+    next_url: String,
 }
 
 /// A non-blank string field.
@@ -36,25 +112,17 @@ fn parse_email(raw: &str) -> Option<String> {
     address.domain().contains('.').then(|| address.as_str().to_string())
 }
 
-fn to_json(event: &LoggedEvent) -> Value {
-    json!({
-        "id": event.id,
-        "component": event.component,
-        "data": event.data,
-        "email": event.email,
-        "environment": event.environment,
-        "message": event.message,
-        "created_at": event.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-    })
-}
-
+/// Records a generic application event.
+#[utoipa::path(post, path = "/events", operation_id = "create_event", tag = "events", request_body = NewEvent,
+    responses(
+        (status = 201, body = StoredEvent, description = "Recorded"),
+        (status = 400, body = ErrorBody,
+            description = "`Must be json request`, `Bad Request`, or a field missing, blank or invalid, named in `field`"),
+        (status = 413, body = ErrorBody, description = "Body larger than `MAX_BODY_BYTES`"),
+        (status = 503, body = ErrorBody, description = "The broker did not acknowledge: nothing was recorded"),
+    ))]
 async fn create(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {
-    let component = required_text(&body, "component")?;
-    let data = body.0.get("data").cloned().ok_or_else(|| ApiError::invalid_field("data", "data is required"))?;
-    let email = required_text(&body, "email")?;
-    let email = parse_email(&email).ok_or_else(|| ApiError::invalid_field("email", "email is not a valid email address"))?;
-    let environment = required_text(&body, "environment")?;
-    let message = required_text(&body, "message")?;
+    let NewEvent { component, data, email, environment, message } = NewEvent::parse(&body)?;
     let event = LoggedEvent {
         schema_version: SCHEMA_VERSION,
         id: Uuid::now_v7(),
@@ -69,17 +137,28 @@ async fn create(State(state): State<AppState>, body: JsonObject) -> Result<Respo
     let id = event.id.to_string();
     let headers = [("event_id", id.as_str()), ("schema_version", "1")];
     let recorded = state.record_on(&state.events, &event.email, &payload, &headers).await?;
-    Ok(recorded.respond((StatusCode::CREATED, Json(to_json(&event)))))
+    Ok(recorded.respond((StatusCode::CREATED, Json(StoredEvent::from(event)))))
 }
 
-#[derive(Deserialize)]
+/// Filters and paging of `GET /events`; empty values are ignored.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Filters {
+    /// Exact match.
     email: Option<String>,
+    /// Exact match.
     environment: Option<String>,
+    /// Exact match.
     component: Option<String>,
+    /// Substring of the message.
     message: Option<String>,
+    /// Events at or after: `MM-DD-YYYY`, or an ISO 8601 date or date-time.
+    #[param(example = "04-16-2021")]
     from_date: Option<String>,
+    /// Opaque; from the previous page's `next_url`.
     cursor: Option<String>,
+    /// Events per page, 1 to 200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
 }
 
@@ -123,10 +202,17 @@ struct Row {
     message: String,
 }
 
+/// Generic events, newest first, filtered.
+#[utoipa::path(get, path = "/events", operation_id = "list_events", tag = "events", params(Filters),
+    responses(
+        (status = 200, body = EventsPage, description = "A page of events"),
+        (status = 400, body = ErrorBody, description = "`Bad Request`, or an invalid `from_date`, `cursor` or `limit`, named in `field`"),
+        (status = 503, body = ErrorBody, description = "The database is unavailable"),
+    ))]
 async fn list(
     State(state): State<AppState>,
     query: Result<Query<Filters>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventsPage>, ApiError> {
     let Query(filters) = query.map_err(|_| ApiError::bad_request("Bad Request"))?;
     let values = [&filters.email, &filters.environment, &filters.component, &filters.message];
     if values.iter().any(|v| v.as_deref().is_some_and(|v| v.contains('\0'))) {
@@ -198,10 +284,10 @@ async fn list(
             format!("/events?{}", query.join("&"))
         }
     };
-    let events: Vec<Value> = rows
+    let events: Vec<StoredEvent> = rows
         .into_iter()
         .map(|r| {
-            to_json(&LoggedEvent {
+            StoredEvent::from(LoggedEvent {
                 schema_version: SCHEMA_VERSION,
                 id: r.id,
                 component: r.component,
@@ -213,7 +299,7 @@ async fn list(
             })
         })
         .collect();
-    Ok(Json(json!({ "events": events, "next_url": next_url })))
+    Ok(Json(EventsPage { events, next_url }))
 }
 
 /// Percent-encodes a query value (everything but unreserved characters).

@@ -4,32 +4,57 @@
 //! event id), and the next page starts strictly after it.
 
 use crate::auth::AuthUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use feed_core::event::ObjectKind;
 use feed_core::feed::{format_time, parse_member, FeedEntry};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/feed/my", get(my_feed)).route("/feed/friends", get(friends_feed))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(my_feed)).routes(routes!(friends_feed))
 }
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 200;
 
-#[derive(Deserialize)]
+/// Paging of both feeds.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// Opaque; from the previous page's `next_url`.
     cursor: Option<String>,
+    /// Entries per page, 1 to 200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
+}
+
+/// A page of the caller's own activities.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MyFeed {
+    /// Newest first.
+    my_feed: Vec<FeedEntry>,
+    /// The next page's path and query, or `""` on the last page.
+    next_url: String,
+}
+
+/// A page of the caller's friends feed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FriendsFeed<'a> {
+    /// Newest first; entries as stored by the fan-out, written out unparsed.
+    #[schema(value_type = Vec<FeedEntry>)]
+    friends_feed: Vec<&'a RawValue>,
+    /// The next page's path and query, or `""` on the last page.
+    next_url: String,
 }
 
 /// A parsed page request.
@@ -96,11 +121,18 @@ struct ActivityRow {
     target_name: Option<String>,
 }
 
+/// The caller's own activities (posts, likes, shares, follows, unfollows).
+#[utoipa::path(get, path = "/feed/my", tag = "feed", security(("app_key" = [])), params(PageQuery),
+    responses(
+        (status = 200, body = MyFeed, description = "A page of the feed"),
+        (status = 400, body = ErrorBody, description = "`Bad Request`, `Cursor is not valid`, `Limit must be between 1 and 200`"),
+        (status = 503, body = ErrorBody, description = "The database is unavailable"),
+    ))]
 async fn my_feed(
     State(state): State<AppState>,
     user: AuthUser,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<MyFeed>, ApiError> {
     let page = Page::parse(query)?;
     let (after_time, after_id) = match page.after {
         Some(c) => (DateTime::from_timestamp_micros(c.micros), Some(c.event_id)),
@@ -137,15 +169,16 @@ async fn my_feed(
         })
         .collect();
     metrics::counter!("feed_feed_reads_total", "feed" => "my").increment(1);
-    Ok(Json(serde_json::json!({ "my_feed": entries, "next_url": page.next_url("/feed/my", last) })))
+    Ok(Json(MyFeed { my_feed: entries, next_url: page.next_url("/feed/my", last) }))
 }
 
-#[derive(Serialize)]
-struct FriendsFeed<'a> {
-    friends_feed: Vec<&'a RawValue>,
-    next_url: String,
-}
-
+/// Posts, likes and shares of the users the caller follows: one Redis read.
+#[utoipa::path(get, path = "/feed/friends", tag = "feed", security(("app_key" = [])), params(PageQuery),
+    responses(
+        (status = 200, body = FriendsFeed, description = "A page of the feed"),
+        (status = 400, body = ErrorBody, description = "`Bad Request`, `Cursor is not valid`, `Limit must be between 1 and 200`"),
+        (status = 503, body = ErrorBody, description = "Redis is unavailable"),
+    ))]
 async fn friends_feed(
     State(state): State<AppState>,
     user: AuthUser,

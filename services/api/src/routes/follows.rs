@@ -2,19 +2,38 @@
 
 use crate::auth::AuthUser;
 use crate::domain::Username;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::routes::activities::ActivityRecorded;
 use crate::json::JsonObject;
 use crate::users::find_by_name;
 use crate::AppState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use feed_core::event::{Event, EventType, UserRef};
-use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/follow", post(follow)).route("/unfollow", post(unfollow))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(follow)).routes(routes!(unfollow))
+}
+
+/// Whom to follow.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // schema only: the name is read by `other_user`
+pub struct FollowRequest {
+    /// The user's name.
+    #[schema(example = "nico")]
+    follow: String,
+}
+
+/// Whom to stop following.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // schema only: the name is read by `other_user`
+pub struct UnfollowRequest {
+    /// The user's name.
+    #[schema(example = "nico")]
+    unfollow: String,
 }
 
 /// The user named by `field`, who must exist and not be the caller.
@@ -40,20 +59,39 @@ async fn is_following(state: &AppState, follower: i64, followee: i64) -> Result<
         .await?)
 }
 
+/// Follows a user: their posts, likes and shares from now on, and their recent ones,
+/// appear in the caller's `/feed/friends`.
+#[utoipa::path(post, path = "/follow", tag = "feed", security(("app_key" = [])), request_body = FollowRequest,
+    responses(
+        (status = 200, body = ActivityRecorded, description = "`User followed`, or `Already followed` (nothing recorded)"),
+        (status = 400, body = ErrorBody, description = "`Must be json request`, `Bad Request`, `You can't follow yourself`"),
+        (status = 404, body = ErrorBody, description = "`User not found`"),
+        (status = 413, body = ErrorBody, description = "Body larger than `MAX_BODY_BYTES`"),
+        (status = 503, body = ErrorBody, description = "The broker or database is unavailable: nothing was recorded"),
+    ))]
 async fn follow(State(state): State<AppState>, user: AuthUser, body: JsonObject) -> Result<Response, ApiError> {
     let target = other_user(&state, &user, &body, "follow", "You can't follow yourself").await?;
     if is_following(&state, user.id, target.id).await? {
-        return Ok(Json(json!({ "verb": "follow", "message": "Already followed" })).into_response());
+        return Ok(Json(ActivityRecorded { verb: "follow", message: "Already followed" }).into_response());
     }
     let event = Event::new(EventType::Follow, user.user_ref(), None, Some(target), serde_json::Value::Null);
     let recorded = state.record(&event).await?;
-    Ok(recorded.respond(Json(json!({ "verb": "follow", "message": "User followed" }))))
+    Ok(recorded.respond(Json(ActivityRecorded { verb: "follow", message: "User followed" })))
 }
 
+/// Stops following a user and removes their entries from the caller's `/feed/friends`.
 /// Unfollowing someone the caller does not follow changes nothing and records nothing.
+#[utoipa::path(post, path = "/unfollow", tag = "feed", security(("app_key" = [])), request_body = UnfollowRequest,
+    responses(
+        (status = 200, body = ActivityRecorded, description = "`User unfollowed`"),
+        (status = 400, body = ErrorBody, description = "`Must be json request`, `Bad Request`, `You can't unfollow yourself`"),
+        (status = 404, body = ErrorBody, description = "`User not found`"),
+        (status = 413, body = ErrorBody, description = "Body larger than `MAX_BODY_BYTES`"),
+        (status = 503, body = ErrorBody, description = "The broker or database is unavailable: nothing was recorded"),
+    ))]
 async fn unfollow(State(state): State<AppState>, user: AuthUser, body: JsonObject) -> Result<Response, ApiError> {
     let target = other_user(&state, &user, &body, "unfollow", "You can't unfollow yourself").await?;
-    let answer = Json(json!({ "verb": "unfollow", "message": "User unfollowed" }));
+    let answer = Json(ActivityRecorded { verb: "unfollow", message: "User unfollowed" });
     if !is_following(&state, user.id, target.id).await? {
         return Ok(answer.into_response());
     }

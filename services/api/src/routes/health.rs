@@ -5,25 +5,45 @@
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use rdkafka::producer::Producer;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/health", get(health)).route("/livez", get(live))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(live))
+}
+
+/// Whether the API's dependencies answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `healthy` or `unhealthy`.
+    #[schema(example = "healthy")]
+    status: &'static str,
+    /// When unhealthy: which of `postgres`, `redis`, `kafka` did not answer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failing: Vec<&'static str>,
 }
 
 /// Liveness: the process serves HTTP, nothing else is checked (a restart would not
 /// fix a dependency). Also the benchmark's trivial-route ceiling.
+#[utoipa::path(get, path = "/livez", operation_id = "livez", tag = "operations",
+    responses((status = 200, body = String, content_type = "text/plain", description = "`ok`")))]
 async fn live() -> &'static str {
     "ok"
 }
 
-async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// Readiness: PostgreSQL, Redis and the broker each answer within 2 s.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses(
+        (status = 200, body = Health, description = "`{\"status\": \"healthy\"}`"),
+        (status = 503, body = Health, description = "`unhealthy`, naming what failed"),
+    ))]
+async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let postgres = async { sqlx::query("SELECT 1").execute(&state.db).await.is_ok() };
     let redis = async {
         match state.redis.get().await {
@@ -48,8 +68,8 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         .map(|(name, _)| name)
         .collect();
     if failing.is_empty() {
-        (StatusCode::OK, Json(json!({ "status": "healthy" })))
+        (StatusCode::OK, Json(Health { status: "healthy", failing }))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unhealthy", "failing": failing })))
+        (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "unhealthy", failing }))
     }
 }

@@ -1,4 +1,6 @@
-//! One module per HTTP resource, each with its own `router()`.
+//! One module per HTTP resource, each with its own `router()`. Routes are registered
+//! through `utoipa_axum`, which takes each path and method from the handler's
+//! `#[utoipa::path]`: a route cannot exist without its OpenAPI description.
 
 mod activities;
 mod analytics;
@@ -12,25 +14,39 @@ mod posts;
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::header;
 use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
+use std::sync::OnceLock;
 use std::time::Instant;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The whole HTTP API.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
+/// Every route, and the OpenAPI document describing them.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) = OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
         .merge(me::router())
         .merge(posts::router())
         .merge(activities::router())
         .merge(follows::router())
         .merge(feeds::router())
-        .merge(health::router())
         .merge(events::router())
         .merge(analytics::router())
-        .route("/metrics", get(|| async { feed_core::metrics::render() }))
+        .merge(health::router())
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+        .split_for_parts();
+    crate::openapi::complete(&mut openapi);
+    (router, openapi)
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    api()
+        .0
         .fallback(|| async { ApiError::not_found("Not found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
@@ -39,6 +55,22 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Prometheus metrics of this API instance.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, body = String, content_type = "text/plain", description = "Prometheus text format")))]
+async fn metrics() -> String {
+    feed_core::metrics::render()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, body = Object, description = "OpenAPI 3.1")))]
+async fn openapi_json() -> Response {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    let json = DOCUMENT.get_or_init(crate::openapi::to_json);
+    ([(header::CONTENT_TYPE, "application/json")], json.as_str()).into_response()
 }
 
 /// Request rate and latency by route template (never the raw path: bounded labels).

@@ -1,29 +1,72 @@
 //! `POST /post`: publish a post or a photo.
 
 use crate::auth::AuthUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonObject;
 use crate::AppState;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use feed_core::event::{Event, EventType, ObjectKind, ObjectRef};
+use serde::Serialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/post", post(create))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create))
 }
 
+/// A new post or photo (parsed by hand, for the reference's error messages).
+#[derive(utoipa::ToSchema)]
+pub struct NewPost {
+    /// `post` or `photo`.
+    #[schema(rename = "type")]
+    kind: ObjectKind,
+    /// The text, or the photo's name; not blank.
+    #[schema(min_length = 1)]
+    content: String,
+}
+
+impl NewPost {
+    fn parse(body: &JsonObject) -> Result<Self, ApiError> {
+        let kind = body
+            .str("type")
+            .and_then(ObjectKind::parse)
+            .ok_or_else(|| ApiError::bad_request("Type is missing or not valid"))?;
+        let content = body
+            .str("content")
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| ApiError::bad_request("Content is missing"))?;
+        Ok(Self { kind, content: content.to_string() })
+    }
+}
+
+/// The answer to a recorded post.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PostRecorded {
+    /// `post` or `photo`.
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    kind: ObjectKind,
+    /// The new object's id (ids are allocated per type).
+    object_id: i64,
+    /// `Activity recorded`.
+    message: &'static str,
+}
+
+/// Publishes a post or a photo; it appears in the author's `/feed/my` and the
+/// followers' `/feed/friends`.
+#[utoipa::path(post, path = "/post", operation_id = "create_post", tag = "feed", security(("app_key" = [])), request_body = NewPost,
+    responses(
+        (status = 200, body = PostRecorded, description = "`Activity recorded`"),
+        (status = 400, body = ErrorBody,
+            description = "`Must be json request`, `Bad Request`, `Type is missing or not valid`, `Content is missing`"),
+        (status = 413, body = ErrorBody, description = "Body larger than `MAX_BODY_BYTES`"),
+        (status = 503, body = ErrorBody, description = "The broker did not acknowledge: nothing was recorded"),
+    ))]
 async fn create(State(state): State<AppState>, user: AuthUser, body: JsonObject) -> Result<Response, ApiError> {
-    let kind = body
-        .str("type")
-        .and_then(ObjectKind::parse)
-        .ok_or_else(|| ApiError::bad_request("Type is missing or not valid"))?;
-    let content = body
-        .str("content")
-        .filter(|c| !c.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_request("Content is missing"))?;
+    let NewPost { kind, content } = NewPost::parse(&body)?;
     let sequence = match kind {
         ObjectKind::Post => "SELECT nextval('post_ids')",
         ObjectKind::Photo => "SELECT nextval('photo_ids')",
@@ -32,9 +75,5 @@ async fn create(State(state): State<AppState>, user: AuthUser, body: JsonObject)
     let object = ObjectRef { kind, id };
     let event = Event::new(EventType::Post, user.user_ref(), Some(object), None, json!({ "content": content }));
     let recorded = state.record(&event).await?;
-    Ok(recorded.respond(Json(json!({
-        "type": kind,
-        "object_id": id,
-        "message": "Activity recorded",
-    }))))
+    Ok(recorded.respond(Json(PostRecorded { kind, object_id: id, message: "Activity recorded" })))
 }

@@ -1,0 +1,140 @@
+//! The OpenAPI document of the whole HTTP API, served at `GET /openapi.json`.
+//!
+//! Generated from the code: the handlers' `#[utoipa::path]` attributes and the response
+//! types' `ToSchema` derives (see [`crate::routes::api`]). What they would repeat on
+//! every route — the `X-App-Key` errors, the headers of recorded writes — is added here.
+//! `docs/openapi.json` is a checked-in copy that a test keeps equal to this document.
+
+use utoipa::openapi::header::Header;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{Content, Object, Ref, RefOr, Response};
+use utoipa::{Modify, OpenApi};
+
+/// The document's fixed parts; paths and schemas come from the routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "activity-feed",
+        description = "Activity feeds, generic events and hourly analytics. Writes are published \
+            as events to Kafka and answered once the broker acknowledged them; see the README's \
+            Guarantees for read-your-writes.",
+        license(name = "MIT"),
+    ),
+    tags(
+        (name = "feed", description = "The reference feed API: users, posts, likes, shares, follows, feeds"),
+        (name = "events", description = "Generic application events"),
+        (name = "analytics", description = "Hourly analytics hits"),
+        (name = "operations", description = "Health, metrics and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Adds what the routes share; run on the document once every route is in it.
+pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
+    AppKey.modify(openapi);
+    RecordedHeaders.modify(openapi);
+}
+
+/// The whole document as JSON, as served.
+pub fn to_json() -> String {
+    crate::routes::api().1.to_pretty_json().expect("an OpenAPI document always serializes")
+}
+
+fn error_response(description: &str) -> Response {
+    let mut response = Response::new(description);
+    let schema = Content::new(Some(Ref::from_schema_name("ErrorBody")));
+    response.content.insert("application/json".to_string(), schema.into());
+    response
+}
+
+/// Declares the `X-App-Key` scheme and, on every operation that requires it, the
+/// answers of the auth extractor ([`crate::auth::AuthUser`]).
+struct AppKey;
+
+impl Modify for AppKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("app_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-App-Key"))));
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                if operation.security.is_none() {
+                    continue;
+                }
+                let responses = &mut operation.responses.responses;
+                responses.insert("401".to_string(), error_response("`Key is not valid`").into());
+                match responses.get_mut("400") {
+                    Some(RefOr::T(bad_request)) => bad_request.description.push_str(", `Key is missing`"),
+                    _ => {
+                        responses.insert("400".to_string(), error_response("`Key is missing`").into());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Documents the headers every recorded write answers with (see [`crate::Recorded`]).
+struct RecordedHeaders;
+
+impl Modify for RecordedHeaders {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let header = |description: &str| {
+            let mut header = Header::new(Object::with_type(utoipa::openapi::Type::String));
+            header.description = Some(description.to_string());
+            RefOr::T(header)
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let Some(operation) = &mut item.post else { continue };
+            for (status, response) in &mut operation.responses.responses {
+                if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+                    response.headers.insert(
+                        "X-Read-Your-Writes".to_string(),
+                        header("`applied`: reads already show the write; `pending`: the consumers had not applied it within READ_YOUR_WRITES_TIMEOUT_MS"),
+                    );
+                    response.headers.insert(
+                        "X-Event-Id".to_string(),
+                        header("The recorded event's id, as in its topic and every service's logs (absent when nothing was recorded)"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/openapi.json` is what downstream teams read; it must be this document.
+    /// `UPDATE_OPENAPI=1 cargo test -p api openapi` rewrites it.
+    #[test]
+    fn checked_in_copy_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+        let generated = to_json() + "\n";
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/openapi.json is stale: run `UPDATE_OPENAPI=1 cargo test -p api openapi` and commit it"
+        );
+    }
+
+    #[test]
+    fn every_route_is_documented_with_its_errors() {
+        let doc = crate::routes::api().1;
+        let paths: Vec<&str> = doc.paths.paths.keys().map(String::as_str).collect();
+        for path in ["/me", "/post", "/activity", "/follow", "/unfollow", "/feed/my", "/feed/friends", "/events",
+                     "/analytics", "/health", "/livez", "/metrics", "/openapi.json"] {
+            assert!(paths.contains(&path), "{path} missing from {paths:?}");
+        }
+        let me = doc.paths.paths["/me"].get.as_ref().unwrap();
+        assert!(me.responses.responses.contains_key("401"));
+        let post = doc.paths.paths["/post"].post.as_ref().unwrap();
+        let RefOr::T(ok) = &post.responses.responses["200"] else { panic!("inline response") };
+        assert!(ok.headers.contains_key("X-Event-Id"));
+        let RefOr::T(bad) = &post.responses.responses["400"] else { panic!("inline response") };
+        assert!(bad.description.contains("Key is missing"));
+    }
+}
