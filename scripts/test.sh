@@ -18,6 +18,8 @@ start_tansu "$port" "$dir"
 for db in $(psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'feed_test_%'"); do
     psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
 done
+# ... and their Redis keys (every stack prefixes its keys with `test:<id>:`).
+redis-cli -h 127.0.0.1 -p 6379 --scan --pattern 'test:*' | xargs -r -n 1000 redis-cli -h 127.0.0.1 -p 6379 DEL >/dev/null
 
 export DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
 export REDIS_URL=redis://127.0.0.1:6379
