@@ -222,7 +222,9 @@ async fn poison_records_are_dead_lettered_and_the_partition_keeps_flowing() {
         None,
         json!({"content": "nul \u{0} inside"}),
     );
-    producer.send(FutureRecord::to(&topic).key("1").payload(&bad.to_bytes()), Duration::from_secs(5)).await.unwrap();
+    let payload = bad.to_bytes();
+    let record = FutureRecord::to(&topic).key("1").payload(&payload).headers(feed_core::kafka::headers(bad.headers()));
+    producer.send(record, Duration::from_secs(5)).await.unwrap();
 
     // The same partition still flows: a later write is applied within the bound.
     let response = stack
@@ -285,6 +287,9 @@ async fn poison_records_are_dead_lettered_and_the_partition_keeps_flowing() {
     for expected in [("garbage", writer), ("garbage", fanout), ("nul", writer)] {
         assert!(groups.contains(&expected), "{expected:?} missing from {groups:?}");
     }
+    // The letter names the event it holds, so it can be followed in the logs.
+    let nul = letters.iter().find(|(payload, _)| payload != b"not json").expect("the NUL event's letter");
+    assert_eq!(nul.1["event_id"], bad.event_id.to_string());
     stack.stop().await;
 }
 

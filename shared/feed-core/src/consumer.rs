@@ -4,7 +4,7 @@
 //!
 //! Poison records do not stop a partition: a record that does not decode, or that the
 //! handler rejects permanently, goes to the dead-letter topic `<topic>.dead-letter` with
-//! headers naming its source (topic, partition, offset, consumer group) and the error,
+//! headers naming its source (topic, partition, offset, consumer group, event id) and the error,
 //! and the partition keeps flowing. Only once the dead letter is acknowledged is the
 //! record's offset stored.
 
@@ -254,12 +254,15 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
         let topic = dead_letter_topic(&self.topic);
         let (partition, offset) = (raw.partition.to_string(), raw.offset.to_string());
         loop {
-            let headers = OwnedHeaders::new()
+            let mut headers = OwnedHeaders::new()
                 .insert(Header { key: "source_topic", value: Some(self.topic.as_str()) })
                 .insert(Header { key: "source_partition", value: Some(partition.as_str()) })
                 .insert(Header { key: "source_offset", value: Some(offset.as_str()) })
                 .insert(Header { key: "consumer_group", value: Some(self.group.as_str()) })
                 .insert(Header { key: "error", value: Some(error) });
+            if let Some(event_id) = &raw.event_id {
+                headers = headers.insert(Header { key: "event_id", value: Some(event_id.as_str()) });
+            }
             let mut record = FutureRecord::to(&topic).payload(&raw.payload).headers(headers);
             if let Some(key) = &raw.key {
                 record = record.key(key);
