@@ -1,12 +1,8 @@
 //! The writer process: configuration, telemetry, run until SIGTERM.
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    feed_core::telemetry::init();
-    let config = writer::Config::from_env()?;
-    let metrics_addr = feed_core::config::env_or("METRICS_ADDR", std::net::SocketAddr::from(([127, 0, 0, 1], 9101)))?;
-    let shutdown = feed_core::shutdown::on_signal();
-    tokio::spawn(feed_core::metrics::serve(metrics_addr, shutdown.clone()));
-    let app = writer::Application::build(config).await?;
-    app.run(shutdown).await
+fn main() -> anyhow::Result<()> {
+    feed_core::shutdown::run_process(9101, |shutdown| async move {
+        let config = writer::Config::from_env()?;
+        writer::Application::build(config).await?.run(shutdown).await
+    })
 }

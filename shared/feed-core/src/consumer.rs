@@ -73,6 +73,9 @@ pub struct BatchConsumer<T> {
 /// How long a member may sit without partitions after a revocation before it rejoins.
 const REJOIN_AFTER: Duration = Duration::from_secs(30);
 
+/// How long stopping may wait for the Kafka clients to close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The dead-letter topic of `topic`.
 pub fn dead_letter_topic(topic: &str) -> String {
     format!("{topic}.dead-letter")
@@ -135,7 +138,19 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
         }
         self.consumer.unsubscribe();
         tracing::info!(topic = %self.topic, "consumer stopped");
+        self.close().await;
         Ok(())
+    }
+
+    /// Closes the Kafka clients off the async threads, for at most [`CLOSE_TIMEOUT`]:
+    /// librdkafka's close waits for the group coordinator, forever if the broker is gone.
+    /// Offsets are committed by then, so giving up loses nothing.
+    async fn close(self) {
+        let Self { consumer, dead_letters, topic, .. } = self;
+        let closing = tokio::task::spawn_blocking(move || drop((consumer, dead_letters)));
+        if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+            tracing::warn!(%topic, "broker unreachable: stopped without closing the Kafka client (offsets were committed)");
+        }
     }
 
     /// Waits for a first record, then gathers more for up to `linger`. `None` on shutdown.
