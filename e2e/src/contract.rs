@@ -24,17 +24,16 @@ pub fn contract() -> &'static Contract {
 }
 
 impl Contract {
-    /// The operation for `method` on the path of `url` (query ignored), if documented.
-    fn operation(&self, method: &str, url: &str) -> Option<&Value> {
-        let path = url.split('?').next().unwrap_or(url);
+    /// The operation for `method` on `path`, if documented.
+    fn operation(&self, method: &str, path: &str) -> Option<&Value> {
         self.doc["paths"].get(path)?.get(method.to_ascii_lowercase())
     }
 
     /// Checks an answer. Undocumented paths may only answer the fallback's 404 and
     /// undocumented methods the 405.
     pub fn check_response(&self, method: &str, url: &str, status: u16, content_type: Option<&str>, body: &str) {
-        let Some(operation) = self.operation(method, url) else {
-            let path = url.split('?').next().unwrap_or(url);
+        let path = path_of(url);
+        let Some(operation) = self.operation(method, path) else {
             let expected = if self.doc["paths"].get(path).is_some() { 405 } else { 404 };
             assert_eq!(status, expected, "{method} {url} is not in the OpenAPI document but answered {status}: {body}");
             return;
@@ -51,7 +50,6 @@ impl Contract {
                     panic!("{method} {url} {status}: JSON answer, documented as {:?}", types.keys())
                 })["schema"];
                 let instance: Value = serde_json::from_str(body).expect("a JSON answer parses");
-                let path = url.split('?').next().unwrap_or(url);
                 self.validate(&format!("{method} {path} {status}"), schema, &instance);
             }
             Some(types) => {
@@ -67,10 +65,10 @@ impl Contract {
 
     /// Checks a JSON request body the API accepted.
     pub fn check_request(&self, method: &str, url: &str, body: &Value) {
-        let operation = self.operation(method, url).unwrap_or_else(|| panic!("{method} {url} is not documented"));
+        let path = path_of(url);
+        let operation = self.operation(method, path).unwrap_or_else(|| panic!("{method} {url} is not documented"));
         let schema = &operation["requestBody"]["content"]["application/json"]["schema"];
         assert!(!schema.is_null(), "{method} {url} accepted a JSON body but documents none");
-        let path = url.split('?').next().unwrap_or(url);
         self.validate(&format!("{method} {path} request"), schema, body);
     }
 
@@ -90,4 +88,9 @@ impl Contract {
         let errors: Vec<String> = validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
         assert!(errors.is_empty(), "{location}: {instance} does not match the OpenAPI document: {errors:?}");
     }
+}
+
+/// The path of a request target, without its query.
+fn path_of(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
 }

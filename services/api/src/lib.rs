@@ -177,8 +177,7 @@ impl AppState {
     ) -> Result<Recorded, error::ApiError> {
         let position = self.publisher.publish(&stream.topic, key, payload, headers).await?;
         let applied = stream.read_your_writes.wait(position).await;
-        let event_id = headers.iter().find(|(name, _)| *name == "event_id").map(|(_, id)| id.to_string());
-        Ok(Recorded { applied, event_id })
+        Ok(Recorded { applied, event_id: pipeline::event_id(headers).map(str::to_string) })
     }
 }
 

@@ -2,10 +2,12 @@
 //!
 //! Generated from the code: the handlers' `#[utoipa::path]` attributes and the response
 //! types' `ToSchema` derives (see [`crate::routes::api`]). What they would repeat on
-//! every route — the `X-App-Key` errors, the headers of recorded writes — is added here.
+//! every route — the answers of the key and JSON-body extractors, the headers of
+//! recorded writes — is added here.
 //! `docs/openapi.json` is a checked-in copy that a test keeps equal to this document.
 
 use utoipa::openapi::header::Header;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{Content, Object, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
@@ -32,12 +34,18 @@ pub struct ApiDoc;
 /// Adds what the routes share; run on the document once every route is in it.
 pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
     AppKey.modify(openapi);
+    JsonBody.modify(openapi);
     RecordedHeaders.modify(openapi);
 }
 
 /// The whole document as JSON, as served.
 pub fn to_json() -> String {
-    crate::routes::api().1.to_pretty_json().expect("an OpenAPI document always serializes")
+    render(&crate::routes::api().1)
+}
+
+/// `openapi` as the JSON text served and checked in.
+pub fn render(openapi: &utoipa::openapi::OpenApi) -> String {
+    openapi.to_pretty_json().expect("an OpenAPI document always serializes")
 }
 
 fn error_response(description: &str) -> Response {
@@ -55,20 +63,48 @@ impl Modify for AppKey {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("app_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-App-Key"))));
-        for item in openapi.paths.paths.values_mut() {
-            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
-                if operation.security.is_none() {
-                    continue;
-                }
-                let responses = &mut operation.responses.responses;
-                responses.insert("401".to_string(), error_response("`Key is not valid`").into());
-                match responses.get_mut("400") {
-                    Some(RefOr::T(bad_request)) => bad_request.description.push_str(", `Key is missing`"),
-                    _ => {
-                        responses.insert("400".to_string(), error_response("`Key is missing`").into());
-                    }
-                }
-            }
+        for operation in operations(openapi).filter(|operation| operation.security.is_some()) {
+            let responses = &mut operation.responses.responses;
+            responses.insert("401".to_string(), error_response("`Key is not valid`").into());
+            add_bad_request(responses, "`Key is missing`");
+        }
+    }
+}
+
+/// On every operation with a request body, the answers of the JSON body extractor
+/// ([`crate::json::JsonObject`]).
+struct JsonBody;
+
+impl Modify for JsonBody {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for operation in operations(openapi).filter(|operation| operation.request_body.is_some()) {
+            let responses = &mut operation.responses.responses;
+            responses.insert("413".to_string(), error_response("Body larger than `MAX_BODY_BYTES`").into());
+            add_bad_request(responses, "`Must be json request`, `Bad Request`");
+        }
+    }
+}
+
+/// Every operation of the document, whatever its method.
+fn operations(openapi: &mut utoipa::openapi::OpenApi) -> impl Iterator<Item = &mut Operation> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        let methods = [
+            &mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.options,
+            &mut item.head, &mut item.patch, &mut item.trace, &mut item.query,
+        ];
+        methods.into_iter().flatten()
+    })
+}
+
+/// Adds `messages` to the operation's 400 answer, creating it if the route has none.
+fn add_bad_request(responses: &mut std::collections::BTreeMap<String, RefOr<Response>>, messages: &str) {
+    match responses.get_mut("400") {
+        Some(RefOr::T(bad_request)) => {
+            bad_request.description.push_str(", ");
+            bad_request.description.push_str(messages);
+        }
+        _ => {
+            responses.insert("400".to_string(), error_response(messages).into());
         }
     }
 }
@@ -136,5 +172,7 @@ mod tests {
         assert!(ok.headers.contains_key("X-Event-Id"));
         let RefOr::T(bad) = &post.responses.responses["400"] else { panic!("inline response") };
         assert!(bad.description.contains("Key is missing"));
+        assert!(bad.description.contains("Must be json request"));
+        assert!(post.responses.responses.contains_key("413"));
     }
 }

@@ -19,6 +19,11 @@ pub struct Position {
     pub offset: i64,
 }
 
+/// The `event_id` among record headers.
+pub fn event_id<'a>(headers: &[(&str, &'a str)]) -> Option<&'a str> {
+    headers.iter().find(|(name, _)| *name == "event_id").map(|(_, id)| *id)
+}
+
 /// Publishes records; one producer serves every topic.
 #[derive(Clone)]
 pub struct Publisher {
@@ -46,7 +51,7 @@ impl Publisher {
         payload: &[u8],
         headers: &[(&str, &str)],
     ) -> Result<Position, ApiError> {
-        let event_id = headers.iter().find(|(k, _)| *k == "event_id").map(|(_, v)| *v).unwrap_or_default();
+        let event_id = event_id(headers).unwrap_or_default();
         let record = FutureRecord::to(topic).key(key).payload(payload).headers(feed_core::kafka::headers(headers.iter().copied()));
         match self.producer.send(record, Duration::from_millis(100)).await {
             Ok(delivery) => {

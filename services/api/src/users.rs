@@ -28,15 +28,13 @@ pub async fn create_user(state: &AppState, name: &Username, key: Option<&str>) -
     let key = key.map(str::to_string).unwrap_or_else(new_key);
     let id: i64 = sqlx::query_scalar("SELECT nextval('user_ids')").fetch_one(&state.db).await?;
     let user = UserRef { id, name: name.as_str().to_string() };
-    let event = Event::new(
-        EventType::UserCreated,
-        user.clone(),
-        None,
-        None,
-        serde_json::json!({ "key_hash": hash_key(&key) }),
-    );
-    state.record(&event).await?;
+    state.record(&key_event(EventType::UserCreated, &user, &key)).await?;
     Ok((user, key))
+}
+
+/// A `user_created` or `key_rotated` event: the key travels only as its hash.
+fn key_event(kind: EventType, user: &UserRef, key: &str) -> Event {
+    Event::new(kind, user.clone(), None, None, serde_json::json!({ "key_hash": hash_key(key) }))
 }
 
 /// A fresh random app key.
@@ -53,14 +51,7 @@ pub async fn rotate_key(state: &AppState, name: &str) -> Result<(UserRef, String
         .await?
         .ok_or_else(|| ApiError::not_found("User not found"))?;
     let key = new_key();
-    let event = Event::new(
-        EventType::KeyRotated,
-        user.clone(),
-        None,
-        None,
-        serde_json::json!({ "key_hash": hash_key(&key) }),
-    );
-    let recorded = state.record(&event).await?;
+    let recorded = state.record(&key_event(EventType::KeyRotated, &user, &key)).await?;
     Ok((user, key, recorded))
 }
 

@@ -14,7 +14,7 @@ use crate::telemetry::EVENT_LOG;
 use crate::shutdown::Shutdown;
 use crate::kafka::GroupConsumer;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -269,15 +269,15 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
         let topic = dead_letter_topic(&self.topic);
         let (partition, offset) = (raw.partition.to_string(), raw.offset.to_string());
         loop {
-            let mut headers = OwnedHeaders::new()
-                .insert(Header { key: "source_topic", value: Some(self.topic.as_str()) })
-                .insert(Header { key: "source_partition", value: Some(partition.as_str()) })
-                .insert(Header { key: "source_offset", value: Some(offset.as_str()) })
-                .insert(Header { key: "consumer_group", value: Some(self.group.as_str()) })
-                .insert(Header { key: "error", value: Some(error) });
-            if let Some(event_id) = &raw.event_id {
-                headers = headers.insert(Header { key: "event_id", value: Some(event_id.as_str()) });
-            }
+            let mut pairs = vec![
+                ("source_topic", self.topic.as_str()),
+                ("source_partition", partition.as_str()),
+                ("source_offset", offset.as_str()),
+                ("consumer_group", self.group.as_str()),
+                ("error", error),
+            ];
+            pairs.extend(raw.event_id.as_deref().map(|id| ("event_id", id)));
+            let headers = crate::kafka::headers(pairs);
             let mut record = FutureRecord::to(&topic).payload(&raw.payload).headers(headers);
             if let Some(key) = &raw.key {
                 record = record.key(key);

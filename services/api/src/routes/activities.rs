@@ -53,10 +53,8 @@ pub struct ActivityRecorded {
 #[utoipa::path(post, path = "/activity", operation_id = "create_activity", tag = "feed", security(("app_key" = [])), request_body = NewActivity,
     responses(
         (status = 200, body = ActivityRecorded, description = "`Activity recorded`"),
-        (status = 400, body = ErrorBody,
-            description = "`Must be json request`, `Bad Request`, `Verb is missing or wrong verb format`, `Wrong object format`"),
+        (status = 400, body = ErrorBody, description = "`Verb is missing or wrong verb format`, `Wrong object format`"),
         (status = 404, body = ErrorBody, description = "`Object is not found`"),
-        (status = 413, body = ErrorBody, description = "Body larger than `MAX_BODY_BYTES`"),
         (status = 503, body = ErrorBody, description = "The broker or database is unavailable: nothing was recorded"),
     ))]
 async fn create(State(state): State<AppState>, user: AuthUser, body: JsonObject) -> Result<Response, ApiError> {

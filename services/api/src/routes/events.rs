@@ -116,9 +116,7 @@ fn parse_email(raw: &str) -> Option<String> {
 #[utoipa::path(post, path = "/events", operation_id = "create_event", tag = "events", request_body = NewEvent,
     responses(
         (status = 201, body = StoredEvent, description = "Recorded"),
-        (status = 400, body = ErrorBody,
-            description = "`Must be json request`, `Bad Request`, or a field missing, blank or invalid, named in `field`"),
-        (status = 413, body = ErrorBody, description = "Body larger than `MAX_BODY_BYTES`"),
+        (status = 400, body = ErrorBody, description = "A field missing, blank or invalid, named in `field`"),
         (status = 503, body = ErrorBody, description = "The broker did not acknowledge: nothing was recorded"),
     ))]
 async fn create(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {

@@ -64,9 +64,8 @@ async fn is_following(state: &AppState, follower: i64, followee: i64) -> Result<
 #[utoipa::path(post, path = "/follow", tag = "feed", security(("app_key" = [])), request_body = FollowRequest,
     responses(
         (status = 200, body = ActivityRecorded, description = "`User followed`, or `Already followed` (nothing recorded)"),
-        (status = 400, body = ErrorBody, description = "`Must be json request`, `Bad Request`, `You can't follow yourself`"),
+        (status = 400, body = ErrorBody, description = "`You can't follow yourself`"),
         (status = 404, body = ErrorBody, description = "`User not found`"),
-        (status = 413, body = ErrorBody, description = "Body larger than `MAX_BODY_BYTES`"),
         (status = 503, body = ErrorBody, description = "The broker or database is unavailable: nothing was recorded"),
     ))]
 async fn follow(State(state): State<AppState>, user: AuthUser, body: JsonObject) -> Result<Response, ApiError> {
@@ -84,9 +83,8 @@ async fn follow(State(state): State<AppState>, user: AuthUser, body: JsonObject)
 #[utoipa::path(post, path = "/unfollow", tag = "feed", security(("app_key" = [])), request_body = UnfollowRequest,
     responses(
         (status = 200, body = ActivityRecorded, description = "`User unfollowed`"),
-        (status = 400, body = ErrorBody, description = "`Must be json request`, `Bad Request`, `You can't unfollow yourself`"),
+        (status = 400, body = ErrorBody, description = "`You can't unfollow yourself`"),
         (status = 404, body = ErrorBody, description = "`User not found`"),
-        (status = 413, body = ErrorBody, description = "Body larger than `MAX_BODY_BYTES`"),
         (status = 503, body = ErrorBody, description = "The broker or database is unavailable: nothing was recorded"),
     ))]
 async fn unfollow(State(state): State<AppState>, user: AuthUser, body: JsonObject) -> Result<Response, ApiError> {

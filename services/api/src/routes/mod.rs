@@ -17,8 +17,8 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
-use std::sync::OnceLock;
+use axum::{Extension, Router};
+use bytes::Bytes;
 use std::time::Instant;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -45,8 +45,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// The whole HTTP API.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    api()
-        .0
+    let (router, openapi) = api();
+    let document = OpenApiJson(Bytes::from(crate::openapi::render(&openapi)));
+    router
+        .layer(Extension(document))
         .fallback(|| async { ApiError::not_found("Not found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
@@ -64,13 +66,15 @@ async fn metrics() -> String {
     feed_core::metrics::render()
 }
 
+/// The OpenAPI document as JSON, rendered once when the router is built.
+#[derive(Clone)]
+struct OpenApiJson(Bytes);
+
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, body = Object, description = "OpenAPI 3.1")))]
-async fn openapi_json() -> Response {
-    static DOCUMENT: OnceLock<String> = OnceLock::new();
-    let json = DOCUMENT.get_or_init(crate::openapi::to_json);
-    ([(header::CONTENT_TYPE, "application/json")], json.as_str()).into_response()
+async fn openapi_json(Extension(OpenApiJson(json)): Extension<OpenApiJson>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
 /// Request rate and latency by route template (never the raw path: bounded labels).

@@ -60,9 +60,7 @@ pub struct PostRecorded {
 #[utoipa::path(post, path = "/post", operation_id = "create_post", tag = "feed", security(("app_key" = [])), request_body = NewPost,
     responses(
         (status = 200, body = PostRecorded, description = "`Activity recorded`"),
-        (status = 400, body = ErrorBody,
-            description = "`Must be json request`, `Bad Request`, `Type is missing or not valid`, `Content is missing`"),
-        (status = 413, body = ErrorBody, description = "Body larger than `MAX_BODY_BYTES`"),
+        (status = 400, body = ErrorBody, description = "`Type is missing or not valid`, `Content is missing`"),
         (status = 503, body = ErrorBody, description = "The broker did not acknowledge: nothing was recorded"),
     ))]
 async fn create(State(state): State<AppState>, user: AuthUser, body: JsonObject) -> Result<Response, ApiError> {
