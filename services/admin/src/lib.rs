@@ -1,107 +1,166 @@
 //! What `feedctl` does, as functions tests can call.
+//!
+//! Consumers keep their offsets in their sinks (the writer in PostgreSQL's
+//! `consumer_offsets`, the fan-out in its Redis progress hash), so lag and replays are
+//! read and written there, not in the broker's consumer groups.
 
 use chrono::{DateTime, Utc};
 use feed_core::config::CommonConfig;
+use feed_core::feed::Keys;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::collections::HashMap;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Lag of one partition for one group.
+/// Which kind of consumer a name belongs to, and so where its offsets live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// A writer consumer: offsets in PostgreSQL.
+    Writer,
+    /// A fan-out consumer: offsets in Redis.
+    Fanout,
+}
+
+/// The stores the consumers keep their offsets in.
+#[derive(Clone)]
+pub struct Stores {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// The writer's database.
+    pub db: sqlx::PgPool,
+    /// The fan-out's Redis.
+    pub redis: redis::aio::ConnectionManager,
+    /// Redis key names.
+    pub keys: Keys,
+}
+
+impl Stores {
+    /// Connects to the stores named in `common`.
+    pub async fn connect(common: &CommonConfig) -> anyhow::Result<Self> {
+        Ok(Self {
+            brokers: common.kafka_brokers.clone(),
+            db: feed_core::db::connect(&common.database_url, 2).await?,
+            redis: feed_core::redis_pool::manager(&common.redis_url).await?,
+            keys: Keys::new(&common.redis_key_prefix),
+        })
+    }
+
+    /// Per partition, the next offset consumer `name` of `role` has not applied on `topic`.
+    pub async fn applied(&self, role: Role, name: &str, topic: &str) -> anyhow::Result<HashMap<i32, i64>> {
+        match role {
+            Role::Writer => Ok(sqlx::query_as::<_, (i32, i64)>(
+                "SELECT partition, next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2",
+            )
+            .bind(name)
+            .bind(topic)
+            .fetch_all(&self.db)
+            .await?
+            .into_iter()
+            .collect()),
+            Role::Fanout => Ok(feed_core::progress::read(&mut self.redis.clone(), &self.keys.progress(name, topic)).await?),
+        }
+    }
+
+    /// Sets where consumer `name` of `role` resumes on `topic` (it must not be running).
+    pub async fn set_applied(&self, role: Role, name: &str, topic: &str, offsets: &[(i32, i64)]) -> anyhow::Result<()> {
+        match role {
+            Role::Writer => writer::offsets::store(&self.db, name, topic, offsets, false).await?,
+            Role::Fanout => {
+                let key = self.keys.progress(name, topic);
+                let _: () = redis::cmd("HSET").arg(&key).arg(offsets).query_async(&mut self.redis.clone()).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lag of one partition for one consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionLag {
     /// Partition.
     pub partition: i32,
-    /// The group's committed offset (`None` if it never committed).
-    pub committed: Option<i64>,
+    /// The next offset the consumer will apply (`None` if it never applied any).
+    pub applied: Option<i64>,
     /// The next offset to be written.
     pub high: i64,
-    /// Records not yet committed by the group.
+    /// Records published and not yet applied.
     pub lag: i64,
 }
 
-fn client(brokers: &str, group: &str) -> anyhow::Result<BaseConsumer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()?)
-}
-
-fn partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<i32>> {
-    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
-    let topic_meta = metadata.topics().first().ok_or_else(|| anyhow::anyhow!("no topic {topic}"))?;
-    Ok(topic_meta.partitions().iter().map(|p| p.id()).collect())
-}
-
-/// Committed offset, high watermark and lag of `group` on each partition of `topic`.
-pub fn lag(brokers: &str, group: &str, topic: &str) -> anyhow::Result<Vec<PartitionLag>> {
-    let consumer = client(brokers, group)?;
-    let mut tpl = TopicPartitionList::new();
-    for p in partitions(&consumer, topic)? {
-        tpl.add_partition(topic, p);
-    }
-    let committed = consumer.committed_offsets(tpl, TIMEOUT)?;
-    let mut out = Vec::new();
-    for element in committed.elements() {
-        let (_, high) = consumer.fetch_watermarks(topic, element.partition(), TIMEOUT)?;
-        let committed = match element.offset() {
-            Offset::Offset(o) => Some(o),
-            _ => None,
-        };
-        out.push(PartitionLag { partition: element.partition(), committed, high, lag: high - committed.unwrap_or(0) });
-    }
+/// Applied offset, high watermark and lag of consumer `name` on each partition of `topic`.
+pub async fn lag(stores: &Stores, role: Role, name: &str, topic: &str) -> anyhow::Result<Vec<PartitionLag>> {
+    let applied = stores.applied(role, name, topic).await?;
+    let high = watermarks(&stores.brokers, topic).await?;
+    let mut out: Vec<PartitionLag> = high
+        .into_iter()
+        .map(|(partition, high)| {
+            let applied = applied.get(&partition).copied();
+            PartitionLag { partition, applied, high, lag: (high - applied.unwrap_or(0)).max(0) }
+        })
+        .collect();
     out.sort_by_key(|l| l.partition);
     Ok(out)
 }
 
+/// The high watermarks of `topic`'s partitions.
+pub async fn watermarks(brokers: &str, topic: &str) -> anyhow::Result<HashMap<i32, i64>> {
+    let (brokers, topic) = (brokers.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || feed_core::kafka::high_watermarks(&brokers, &topic, TIMEOUT)).await?
+}
+
 /// Where a replay starts.
 #[derive(Debug, Clone, Copy)]
-pub enum From {
+pub enum ReplayStart {
     /// This offset on every partition.
     Offset(i64),
     /// The first record at or after this time on each partition.
     Time(DateTime<Utc>),
 }
 
-/// Commits start positions for a fresh `group` on `topic`, so a writer or fan-out started
-/// with that group consumes from there. Returns the committed offsets.
-pub fn prepare_replay(brokers: &str, group: &str, topic: &str, from: From) -> anyhow::Result<Vec<(i32, i64)>> {
-    let consumer = client(brokers, group)?;
-    let mut tpl = TopicPartitionList::new();
-    for p in partitions(&consumer, topic)? {
+/// Sets the start of a replay for consumer `name` of `role` on `topic`, so a writer or
+/// fan-out started with that name consumes from there. Returns the offsets set
+/// (clamped to what each partition holds).
+pub async fn prepare_replay(stores: &Stores, role: Role, name: &str, topic: &str, from: ReplayStart) -> anyhow::Result<Vec<(i32, i64)>> {
+    let (brokers, t) = (stores.brokers.clone(), topic.to_string());
+    let offsets = tokio::task::spawn_blocking(move || resolve(&brokers, &t, from)).await??;
+    stores.set_applied(role, name, topic, &offsets).await?;
+    Ok(offsets)
+}
+
+/// Per partition of `topic`, the offset `from` names, clamped to the partition's range.
+fn resolve(brokers: &str, topic: &str, from: ReplayStart) -> anyhow::Result<Vec<(i32, i64)>> {
+    let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let mut list = TopicPartitionList::new();
+    for p in feed_core::kafka::partitions(&client, topic, TIMEOUT)? {
         match from {
-            From::Offset(o) => tpl.add_partition_offset(topic, p, Offset::Offset(o))?,
-            From::Time(t) => tpl.add_partition_offset(topic, p, Offset::Offset(t.timestamp_millis()))?,
+            ReplayStart::Offset(o) => list.add_partition_offset(topic, p, Offset::Offset(o))?,
+            ReplayStart::Time(t) => list.add_partition_offset(topic, p, Offset::Offset(t.timestamp_millis()))?,
         }
     }
-    if let From::Time(_) = from {
-        tpl = consumer.offsets_for_times(tpl, TIMEOUT)?;
+    if let ReplayStart::Time(_) = from {
+        list = client.offsets_for_times(list, TIMEOUT)?;
     }
-    // Past the end (no record after that time) means "from the end".
-    let mut resolved = TopicPartitionList::new();
     let mut out = Vec::new();
-    for element in tpl.elements() {
-        let (low, high) = consumer.fetch_watermarks(topic, element.partition(), TIMEOUT)?;
+    for element in list.elements() {
+        let (low, high) = client.fetch_watermarks(topic, element.partition(), TIMEOUT)?;
+        // Past the end (no record after that time) means "from the end".
         let offset = match element.offset() {
             Offset::Offset(o) => o.clamp(low, high),
             _ => high,
         };
-        resolved.add_partition_offset(topic, element.partition(), Offset::Offset(offset))?;
         out.push((element.partition(), offset));
     }
-    consumer.assign(&resolved)?;
-    consumer.commit(&resolved, rdkafka::consumer::CommitMode::Sync)?;
     Ok(out)
 }
 
-/// Every consumer group of a deployment with its topic.
-pub fn groups(common: &CommonConfig) -> Vec<(String, String)> {
+/// Every consumer of a deployment: its role, name and topic.
+pub fn consumers(common: &CommonConfig) -> Vec<(Role, String, String)> {
     vec![
-        (common.writer_group.clone(), common.feed_topic.clone()),
-        (common.fanout_group.clone(), common.feed_topic.clone()),
-        (common.events_writer_group(), common.events_topic.clone()),
-        (common.analytics_writer_group(), common.analytics_topic.clone()),
+        (Role::Writer, common.writer_group.clone(), common.feed_topic.clone()),
+        (Role::Fanout, common.fanout_group.clone(), common.feed_topic.clone()),
+        (Role::Writer, common.events_writer_group(), common.events_topic.clone()),
+        (Role::Writer, common.analytics_writer_group(), common.analytics_topic.clone()),
     ]
 }

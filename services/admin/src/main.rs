@@ -1,9 +1,10 @@
 //! feedctl: create users, rebuild Redis feeds from PostgreSQL, prepare replays, show
 //! consumer lag. Reads the same environment variables as the services.
 
+use admin::{ReplayStart, Role, Stores};
 use clap::{Parser, Subcommand};
+use fanout::rebuild::{Rebuilder, Scope};
 use feed_core::config::CommonConfig;
-use feed_core::feed::Keys;
 use feed_core::shutdown::Shutdown;
 
 #[derive(Parser)]
@@ -20,7 +21,8 @@ enum Command {
     /// Replace a user's key with a fresh one and print it; the old key stops working
     /// (within the API's 30 s key cache on instances that saw it recently).
     RotateKey { name: String },
-    /// Rebuild Redis feeds from the hypertable: one user's, or everyone's.
+    /// Rebuild Redis feeds from the hypertable: one user's, or everyone's. Safe while the
+    /// fan-out runs: it pauses, then re-applies what it applied past the rebuild's snapshot.
     RebuildFeeds {
         #[arg(long)]
         user: Option<String>,
@@ -28,20 +30,25 @@ enum Command {
         #[arg(long, env = "FEED_MAX_LEN", default_value_t = 800)]
         max_len: usize,
     },
-    /// Commit start offsets for a fresh consumer group; then start a writer or fan-out
-    /// with WRITER_GROUP / FANOUT_GROUP set to it.
+    /// Set the start offsets of a consumer that is not running (a fresh name replays
+    /// into the same stores); then start a writer or fan-out with WRITER_GROUP /
+    /// FANOUT_GROUP set to that name.
     Replay {
         #[arg(long)]
         topic: String,
+        /// The consumer's name (its WRITER_GROUP or FANOUT_GROUP).
         #[arg(long)]
         group: String,
+        /// Which consumer it is, and so where its offsets live.
+        #[arg(long, value_enum)]
+        role: Role,
         #[arg(long, conflicts_with = "from_time")]
         from_offset: Option<i64>,
         /// RFC 3339.
         #[arg(long)]
         from_time: Option<chrono::DateTime<chrono::Utc>>,
     },
-    /// Committed offset, high watermark and lag per partition of every group.
+    /// Applied offset, high watermark and lag per partition of every consumer.
     Lag,
 }
 
@@ -68,39 +75,41 @@ async fn main() -> anyhow::Result<()> {
         Command::RebuildFeeds { user, max_len } => {
             let db = feed_core::db::connect(&common.database_url, 2).await?;
             let redis = feed_core::redis_pool::manager(&common.redis_url).await?;
-            let mut rebuilder = fanout::rebuild::Rebuilder::new(db.clone(), redis, Keys::new(&common.redis_key_prefix), max_len);
-            let ids = match user {
-                Some(name) => vec![sqlx_user_id(&db, &name).await?],
-                None => rebuilder.user_ids().await?,
+            let scope = match user {
+                Some(name) => Scope::Users(vec![sqlx_user_id(&db, &name).await?]),
+                None => Scope::All,
             };
-            let bar = indicatif::ProgressBar::new(ids.len() as u64);
-            for id in ids {
-                rebuilder.rebuild_user(id).await?;
-                bar.inc(1);
-            }
+            let mut rebuilder = Rebuilder::new(db, redis, &common, max_len);
+            let bar = indicatif::ProgressBar::new(0);
+            let rebuilt = rebuilder
+                .rebuild(scope, |done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                })
+                .await?;
             bar.finish();
-            println!("rebuilt {} user(s)", bar.position());
+            match rebuilt {
+                Some(generation) => println!("rebuilt {} user(s); generation {generation}", bar.position()),
+                None => anyhow::bail!("another process is rebuilding the feeds; run again once it is done"),
+            }
         }
-        Command::Replay { topic, group, from_offset, from_time } => {
+        Command::Replay { topic, group, role, from_offset, from_time } => {
             let from = match (from_offset, from_time) {
-                (Some(o), _) => admin::From::Offset(o),
-                (None, Some(t)) => admin::From::Time(t),
-                (None, None) => admin::From::Offset(0),
+                (Some(o), _) => ReplayStart::Offset(o),
+                (None, Some(t)) => ReplayStart::Time(t),
+                (None, None) => ReplayStart::Offset(0),
             };
-            let brokers = common.kafka_brokers.clone();
-            let offsets = tokio::task::spawn_blocking(move || admin::prepare_replay(&brokers, &group, &topic, from)).await??;
-            for (partition, offset) in offsets {
+            let stores = Stores::connect(&common).await?;
+            for (partition, offset) in admin::prepare_replay(&stores, role, &group, &topic, from).await? {
                 println!("partition {partition}: starts at {offset}");
             }
         }
         Command::Lag => {
-            for (group, topic) in admin::groups(&common) {
-                let brokers = common.kafka_brokers.clone();
-                let (g, t) = (group.clone(), topic.clone());
-                let lags = tokio::task::spawn_blocking(move || admin::lag(&brokers, &g, &t)).await??;
-                for l in lags {
-                    let committed = l.committed.map_or("-".to_string(), |c| c.to_string());
-                    println!("{group:<24} {topic:<20} p{:<3} committed {committed:>10} high {:>10} lag {:>8}", l.partition, l.high, l.lag);
+            let stores = Stores::connect(&common).await?;
+            for (role, name, topic) in admin::consumers(&common) {
+                for l in admin::lag(&stores, role, &name, &topic).await? {
+                    let applied = l.applied.map_or("-".to_string(), |c| c.to_string());
+                    println!("{name:<24} {topic:<20} p{:<3} applied {applied:>10} high {:>10} lag {:>8}", l.partition, l.high, l.lag);
                 }
             }
         }

@@ -96,6 +96,10 @@ pub struct AppState {
 /// `applied`, or `pending` when the read-your-writes bound expired.
 pub const CONSISTENCY_HEADER: &str = "x-read-your-writes";
 
+/// Header on `/feed/friends` answers while the feeds are being rebuilt from PostgreSQL
+/// (Redis lost them): `true`, and the page may be incomplete.
+pub const REBUILDING_HEADER: HeaderName = HeaderName::from_static("x-feed-rebuilding");
+
 /// Header naming the event a write recorded, the id its log lines carry in every service.
 pub const EVENT_ID_HEADER: &str = "x-event-id";
 
@@ -134,6 +138,10 @@ impl AppState {
             feed_core::db::migrate(&db).await?;
         }
         let redis = feed_core::redis_pool::pool(&common.redis_url, config.redis_pool_size).await?;
+        if let Err(error) = common.ensure_topics().await {
+            // Writes answer 503 until the broker is back; the consumers create them too.
+            tracing::warn!(error = %format!("{error:#}"), "cannot create the topics now");
+        }
         let keys = Keys::new(&common.redis_key_prefix);
         let producer = feed_core::kafka::producer(&common.kafka_brokers, config.publish_timeout)?;
         let progress_redis = feed_core::redis_pool::manager(&common.redis_url).await?;

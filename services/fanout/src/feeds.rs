@@ -1,151 +1,191 @@
-//! The three Redis scripts that maintain the feeds, and the batch handler running them.
+//! The fan-out's [`Sink`]: one Redis script per batch applies every event to the feeds
+//! and raises the group's offsets (its progress marks) in the same atomic step.
 //!
-//! Why scripts: a post by X and a follow of X by Y may be handled at the same moment
-//! (they are keyed by different actors, so they sit on different partitions). Each
-//! script runs atomically in Redis, so one of the two fully precedes the other:
+//! Why one script: Redis runs it atomically, so the feeds and the offsets never
+//! disagree, whatever dies when; and a post by X racing a follow of X by Y (different
+//! actors, so different partitions) is ordered one way or the other:
 //! - post first: Y is not yet a follower, but the post is in `authored(X)`, which the
 //!   follow then copies into Y's feed;
 //! - follow first: Y is in `followers(X)` when the post fans out.
 //!
 //! Either way the entry lands once, because a member is the event's deterministic
 //! encoding (see `feed_core::feed::member`) and `ZADD` of an existing member is a no-op.
-//! The same property makes re-delivered and replayed events harmless.
+//! Follows and unfollows of a pair apply only if newer than the last one applied (see
+//! `feed_core::feed::follow_version`), so replays and rewinds cannot resurrect a pair.
 //!
-//! The scripts compute follower feed keys at run time, which a single Redis (or a
+//! The script first checks the generation key (see [`crate::rebuild`]): if Redis lost
+//! its data or a rebuild ran since this consumer resumed, it writes nothing and the
+//! consumer resumes from the offsets the rebuild left.
+//!
+//! The script computes follower feed keys at run time, which a single Redis (or a
 //! primary with replicas) allows; Redis Cluster would need the feeds split by slot.
 
-use feed_core::consumer::{BatchHandler, Record};
+use crate::rebuild::Rebuilder;
+use feed_core::consumer::{Record, Sink, Stored};
 use feed_core::event::{Event, EventType};
 use feed_core::feed::{self, Keys};
 use redis::aio::ConnectionManager;
 use redis::Script;
+use std::collections::HashMap;
 
-/// Adds an entry by X to X's authored set and to every follower's friends feed.
-/// KEYS: authored(X), followers(X). ARGV: member, score, max length, friends-key prefix.
-const FAN_OUT: &str = r#"
-local member, score, maxlen, prefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-redis.call('ZADD', KEYS[1], score, member)
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(maxlen + 1))
-local followers = redis.call('SMEMBERS', KEYS[2])
-for _, follower in ipairs(followers) do
-    local feed = prefix .. follower
-    redis.call('ZADD', feed, score, member)
-    redis.call('ZREMRANGEBYRANK', feed, 0, -(maxlen + 1))
+/// Applies one batch. KEYS: generation, the group's progress hash.
+/// ARGV: generation, max length, prefixes of friends / authored / followers /
+/// follow-version keys, the number n of partitions, n × (partition, first offset in
+/// the batch, next offset), then the events, six values each:
+/// `E partition offset actor member score` (an entry by actor) or
+/// `F|U partition offset follower followee version` (follow / unfollow).
+/// Returns -1 if the generation changed, -2 if a partition's stored offset is past the
+/// batch's first (another consumer applied it), else the feed entries written.
+const APPLY_BATCH: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local maxlen = tonumber(ARGV[2])
+local friends, authored, followers, versions = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local n = tonumber(ARGV[7])
+local nexts, stored = {}, {}
+local i = 8
+for _ = 1, n do
+    local p = ARGV[i]
+    stored[p] = tonumber(redis.call('HGET', KEYS[2], p) or '0')
+    if stored[p] > tonumber(ARGV[i + 1]) then return -2 end
+    nexts[p] = tonumber(ARGV[i + 2])
+    i = i + 3
 end
-return #followers
-"#;
-
-/// Y follows X: record it and copy X's recent entries into Y's feed.
-/// KEYS: followers(X), authored(X), friends(Y). ARGV: Y's id, max length.
-const FOLLOW: &str = r#"
-redis.call('SADD', KEYS[1], ARGV[1])
-local entries = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
-for i = 1, #entries, 2 do
-    redis.call('ZADD', KEYS[3], entries[i + 1], entries[i])
-end
-redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[2]) + 1))
-return #entries / 2
-"#;
-
-/// Y unfollows X: forget it and remove every entry by X from Y's feed (members are
-/// `event_id|actor_id|json`, so X's are exactly those with `|X|` after the event id).
-/// KEYS: followers(X), friends(Y). ARGV: Y's id, X's id.
-const UNFOLLOW: &str = r#"
-redis.call('SREM', KEYS[1], ARGV[1])
-local marker = '|' .. ARGV[2] .. '|'
-local removed = 0
-for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-    local bar = string.find(member, '|', 1, true)
-    if bar and string.sub(member, bar, bar + #marker - 1) == marker then
-        redis.call('ZREM', KEYS[2], member)
-        removed = removed + 1
+local function trim(key) redis.call('ZREMRANGEBYRANK', key, 0, -(maxlen + 1)) end
+local written = 0
+while i <= #ARGV do
+    local kind, a, b, c = ARGV[i], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+    if kind == 'E' then
+        redis.call('ZADD', authored .. a, c, b)
+        trim(authored .. a)
+        for _, follower in ipairs(redis.call('SMEMBERS', followers .. a)) do
+            redis.call('ZADD', friends .. follower, c, b)
+            trim(friends .. follower)
+            written = written + 1
+        end
+    else
+        local current = redis.call('HGET', versions .. b, a)
+        if (not current) or current < c then
+            redis.call('HSET', versions .. b, a, c)
+            if kind == 'F' then
+                redis.call('SADD', followers .. b, a)
+                local entries = redis.call('ZRANGE', authored .. b, 0, -1, 'WITHSCORES')
+                for j = 1, #entries, 2 do
+                    redis.call('ZADD', friends .. a, entries[j + 1], entries[j])
+                end
+                trim(friends .. a)
+                written = written + #entries / 2
+            else
+                redis.call('SREM', followers .. b, a)
+                -- members are `event_id|actor_id|json`: the followee's have `|b|` after the id
+                local marker = '|' .. b .. '|'
+                for _, member in ipairs(redis.call('ZRANGE', friends .. a, 0, -1)) do
+                    local bar = string.find(member, '|', 1, true)
+                    if bar and string.sub(member, bar, bar + #marker - 1) == marker then
+                        redis.call('ZREM', friends .. a, member)
+                    end
+                end
+            end
+        end
     end
+    i = i + 6
 end
-return removed
+for p, next in pairs(nexts) do
+    if next > stored[p] then redis.call('HSET', KEYS[2], p, next) end
+end
+return written
 "#;
 
-/// Applies batches of events to the Redis feeds.
-pub struct FeedStore {
+/// Applies batches of feed events to the Redis feeds, for one fan-out group.
+pub struct FeedSink {
     redis: ConnectionManager,
     keys: Keys,
     max_len: usize,
-    fan_out: Script,
-    follow: Script,
-    unfollow: Script,
+    progress_key: String,
+    script: Script,
+    /// The generation this consumer resumed under; `None` until it resumed.
+    generation: Option<String>,
+    rebuilder: Rebuilder,
 }
 
-impl FeedStore {
-    /// A store writing under `keys`, keeping at most `max_len` entries per feed.
-    pub fn new(redis: ConnectionManager, keys: Keys, max_len: usize) -> Self {
-        Self {
-            redis,
-            keys,
-            max_len,
-            fan_out: Script::new(FAN_OUT),
-            follow: Script::new(FOLLOW),
-            unfollow: Script::new(UNFOLLOW),
-        }
+impl FeedSink {
+    /// A sink writing under `keys` for the group whose progress key is `progress_key`,
+    /// keeping at most `max_len` entries per feed, and rebuilding with `rebuilder` when
+    /// Redis lost the feeds.
+    pub fn new(redis: ConnectionManager, keys: Keys, max_len: usize, progress_key: String, rebuilder: Rebuilder) -> Self {
+        Self { redis, keys, max_len, progress_key, script: Script::new(APPLY_BATCH), generation: None, rebuilder }
     }
 
-    /// Adds the script invocation for one event to `pipe`; events that change no feed
-    /// add nothing. Returns whether a script was added, and whether its result counts
-    /// feed entries written (fan-out and follow) rather than removed.
-    fn push_event(&self, pipe: &mut redis::Pipeline, record: &Record<Event>) -> Option<bool> {
+    /// The script arguments for one event; events that change no feed add nothing.
+    fn push_event(args: &mut Vec<String>, record: &Record<Event>) {
         let event = &record.event;
-        let actor = event.actor.id;
+        let (partition, offset) = (record.partition.to_string(), record.offset.to_string());
         match (event.kind, &event.target) {
             (kind, _) if kind.fans_out() => {
-                let member = feed::member(event)?;
-                pipe.invoke_script(
-                    self.fan_out
-                        .key(self.keys.authored(actor))
-                        .key(self.keys.followers(actor))
-                        .arg(member)
-                        .arg(feed::score(event.time))
-                        .arg(self.max_len)
-                        .arg(self.keys.friends_prefix()),
-                );
-                Some(true)
+                if let Some(member) = feed::member(event) {
+                    let score = feed::score(event.time).to_string();
+                    args.extend(["E".into(), partition, offset, event.actor.id.to_string(), member, score]);
+                }
             }
-            (EventType::Follow, Some(target)) => {
-                pipe.invoke_script(
-                    self.follow
-                        .key(self.keys.followers(target.id))
-                        .key(self.keys.authored(target.id))
-                        .key(self.keys.friends(actor))
-                        .arg(actor)
-                        .arg(self.max_len),
-                );
-                Some(true)
+            (EventType::Follow | EventType::Unfollow, Some(target)) => {
+                let kind = if event.kind == EventType::Follow { "F" } else { "U" };
+                let version = feed::follow_version(event.time, &event.event_id);
+                args.extend([kind.into(), partition, offset, event.actor.id.to_string(), target.id.to_string(), version]);
             }
-            (EventType::Unfollow, Some(target)) => {
-                pipe.invoke_script(
-                    self.unfollow
-                        .key(self.keys.followers(target.id))
-                        .key(self.keys.friends(actor))
-                        .arg(actor)
-                        .arg(target.id),
-                );
-                Some(false)
-            }
-            _ => None,
+            _ => {}
         }
     }
 }
 
-impl BatchHandler<Event> for FeedStore {
-    /// Runs the batch as one pipeline on one connection, so Redis applies the scripts
-    /// in offset order.
-    async fn apply(&mut self, records: &[Record<Event>]) -> anyhow::Result<()> {
-        let mut pipe = redis::pipe();
-        // Loading is cheap and makes the batch survive a Redis restart (NOSCRIPT).
-        for script in [&self.fan_out, &self.follow, &self.unfollow] {
-            pipe.load_script(script).ignore();
+impl Sink<Event> for FeedSink {
+    /// Waits until the feeds are complete (rebuilding them if Redis lost them), then
+    /// reads this group's offsets.
+    async fn resume_from(&mut self, partitions: &[i32]) -> anyhow::Result<HashMap<i32, i64>> {
+        let generation = self.rebuilder.complete_generation().await?;
+        let marks = feed_core::progress::read(&mut self.redis, &self.progress_key).await?;
+        self.generation = Some(generation);
+        Ok(marks.into_iter().filter(|(p, _)| partitions.contains(p)).collect())
+    }
+
+    async fn apply(&mut self, records: &[Record<Event>], next: &[(i32, i64)]) -> anyhow::Result<Stored> {
+        let Some(generation) = &self.generation else { return Ok(Stored::Moved) };
+        let mut invocation = self.script.prepare_invoke();
+        invocation.key(self.keys.generation()).key(&self.progress_key);
+        let mut args: Vec<String> = vec![
+            generation.clone(),
+            self.max_len.to_string(),
+            self.keys.friends_prefix(),
+            self.keys.authored_prefix(),
+            self.keys.followers_prefix(),
+            self.keys.follow_versions_prefix(),
+            next.len().to_string(),
+        ];
+        for (partition, next) in next {
+            let first = records.iter().filter(|r| r.partition == *partition).map(|r| r.offset).min().unwrap_or(*next);
+            args.extend([partition.to_string(), first.to_string(), next.to_string()]);
         }
-        let writes: Vec<bool> = records.iter().filter_map(|r| self.push_event(&mut pipe, r)).collect();
-        let results: Vec<i64> = pipe.query_async(&mut self.redis).await?;
-        let written: i64 = results.iter().zip(&writes).filter(|(_, adds)| **adds).map(|(n, _)| n).sum();
-        metrics::counter!("feed_fanout_entries_written_total").increment(written.max(0) as u64);
-        Ok(())
+        for record in records {
+            Self::push_event(&mut args, record);
+        }
+        invocation.arg(args);
+        let written: i64 = invocation.invoke_async(&mut self.redis).await?;
+        match written {
+            -1 => {
+                tracing::warn!("the feeds' generation changed (rebuilt, or Redis lost its data)");
+                self.generation = None;
+                Ok(Stored::Moved)
+            }
+            -2 => Ok(Stored::Moved),
+            n => {
+                metrics::counter!("feed_fanout_entries_written_total").increment(n.max(0) as u64);
+                Ok(Stored::Applied)
+            }
+        }
+    }
+
+    async fn offsets_moved(&mut self) -> bool {
+        let current: redis::RedisResult<Option<String>> =
+            redis::cmd("GET").arg(self.keys.generation()).query_async(&mut self.redis).await;
+        // A Redis that cannot be reached says nothing; the next batch will tell.
+        current.is_ok_and(|current| self.generation.is_none() || current != self.generation)
     }
 }

@@ -1,21 +1,87 @@
 //! Rebuilding the Redis feeds from PostgreSQL (the `activities` hypertable and the
-//! `follows` projection), for when Redis lost its data. The result is what the fan-out
-//! produces: the same members (see `feed_core::feed::encode_member`), the same scores,
-//! the same trimming (the newest `max_len` by time, then event id).
+//! follow projections), for when Redis lost its data or an operator asks
+//! (`feedctl rebuild-feeds`). The result is what the fan-out produces: the same members
+//! (see `feed_core::feed::encode_member`), the same scores, the same trimming.
+//!
+//! How a rebuild stays exact while fan-out consumers keep running:
+//! 1. it takes a lease (`Keys::rebuild_lock`), so one process rebuilds at a time, and
+//!    sets the generation to `rebuilding:<id>`: every fan-out batch from then on is
+//!    refused by its script (see [`crate::feeds`]), and reads say the feeds are partial;
+//! 2. it reads everything from one PostgreSQL snapshot, together with the writer's
+//!    offsets on the feed topic (W): the snapshot is exactly "every event below W";
+//! 3. it replaces each user's keys atomically;
+//! 4. in one script it lowers the fan-out group's offsets to at most W (anything the
+//!    fan-out applied past W is applied again, which changes nothing) and sets a new
+//!    generation. Consumers notice the new generation and resume from those offsets.
 
 use chrono::{DateTime, Utc};
+use feed_core::config::CommonConfig;
 use feed_core::event::ObjectKind;
-use feed_core::feed::{encode_member, format_time, score, FeedEntry, Keys};
+use feed_core::feed::{encode_member, feeds_complete, follow_version, format_time, score, FeedEntry, Keys, REBUILDING};
 use redis::aio::ConnectionManager;
+use redis::Script;
 use sqlx::PgPool;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// Rebuilds feeds.
+/// How long the rebuild lease lasts unless renewed; a rebuilder that died is replaced
+/// after at most this long.
+const LEASE: Duration = Duration::from_secs(10);
+
+/// Which feeds a rebuild covers.
+#[derive(Clone, Debug)]
+pub enum Scope {
+    /// Every user's.
+    All,
+    /// These users' only.
+    Users(Vec<i64>),
+}
+
+/// Renews the lease if this process still holds it. KEYS: lock. ARGV: token, lease ms.
+const RENEW: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"#;
+
+/// Gives the lease up if this process holds it. KEYS: lock. ARGV: token.
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+/// Ends a rebuild: lowers the group's offsets to the snapshot's, sets the generation,
+/// drops the lease. KEYS: generation, the group's progress hash, lock. ARGV: token,
+/// whether every feed was rebuilt (1/0), n, n × (partition, snapshot offset).
+/// Returns 0 if the lease was lost (nothing changed).
+const FINISH: &str = r#"
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+local snapshot = {}
+for i = 4, 3 + 2 * tonumber(ARGV[3]), 2 do snapshot[ARGV[i]] = tonumber(ARGV[i + 1]) end
+local current = redis.call('HGETALL', KEYS[2])
+for i = 1, #current, 2 do
+    local p = current[i]
+    local w = snapshot[p] or 0
+    if tonumber(current[i + 1]) > w then redis.call('HSET', KEYS[2], p, w) end
+    snapshot[p] = nil
+end
+-- Partitions the group never applied: every feed already holds them below W.
+if ARGV[2] == '1' then
+    for p, w in pairs(snapshot) do redis.call('HSET', KEYS[2], p, w) end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[3])
+return 1
+"#;
+
+/// Rebuilds feeds, for one fan-out group.
 pub struct Rebuilder {
     db: PgPool,
     redis: ConnectionManager,
     keys: Keys,
     max_len: usize,
+    writer_group: String,
+    feed_topic: String,
+    progress_key: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -34,22 +100,127 @@ const COLUMNS: &str = "a.time, a.event_id, a.actor_id, a.actor_name, a.verb, a.o
 const FANNED_OUT: &str = "a.verb IN ('post', 'like', 'share')";
 
 impl Rebuilder {
-    /// A rebuilder writing under `keys`, keeping `max_len` entries per feed.
-    pub fn new(db: PgPool, redis: ConnectionManager, keys: Keys, max_len: usize) -> Self {
-        Self { db, redis, keys, max_len }
+    /// A rebuilder for the fan-out group and stores named in `common`, keeping
+    /// `max_len` entries per feed.
+    pub fn new(db: PgPool, redis: ConnectionManager, common: &CommonConfig, max_len: usize) -> Self {
+        let keys = Keys::new(&common.redis_key_prefix);
+        Self {
+            progress_key: keys.progress(&common.fanout_group, &common.feed_topic),
+            db,
+            redis,
+            keys,
+            max_len,
+            writer_group: common.writer_group.clone(),
+            feed_topic: common.feed_topic.clone(),
+        }
     }
 
-    /// Every user id, for driving [`Rebuilder::rebuild_user`] with progress.
-    pub async fn user_ids(&self) -> anyhow::Result<Vec<i64>> {
-        Ok(sqlx::query_scalar("SELECT id FROM users ORDER BY id").fetch_all(&self.db).await?)
+    /// The generation of complete feeds: waits while another process rebuilds them, and
+    /// rebuilds them itself when they are missing or their rebuilder died.
+    pub async fn complete_generation(&mut self) -> anyhow::Result<String> {
+        loop {
+            let generation: Option<String> = redis::cmd("GET").arg(self.keys.generation()).query_async(&mut self.redis).await?;
+            if feeds_complete(generation.as_deref()) {
+                return Ok(generation.unwrap_or_default());
+            }
+            let locked: bool = redis::cmd("EXISTS").arg(self.keys.rebuild_lock()).query_async(&mut self.redis).await?;
+            if !locked {
+                if let Some(generation) = self.rebuild(Scope::All, |_, _| {}).await? {
+                    return Ok(generation);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
-    /// Rebuilds everything the fan-out keeps for `user`: its followers set, its
-    /// authored entries and its friends feed. Each key is replaced atomically.
-    pub async fn rebuild_user(&mut self, user: i64) -> anyhow::Result<()> {
+    /// Rebuilds the feeds of `scope`, reporting (done, total) users to `progress`.
+    /// Returns the new generation, or `None` if another process is rebuilding.
+    pub async fn rebuild(&mut self, scope: Scope, progress: impl FnMut(u64, u64)) -> anyhow::Result<Option<String>> {
+        let token = Uuid::new_v4().simple().to_string();
+        let locked: Option<String> = redis::cmd("SET")
+            .arg(self.keys.rebuild_lock())
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(LEASE.as_millis() as u64)
+            .query_async(&mut self.redis)
+            .await?;
+        if locked.is_none() {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        tracing::warn!(?scope, "rebuilding the feeds from PostgreSQL");
+        match self.rebuild_locked(&token, scope, progress).await {
+            Ok(users) => {
+                metrics::counter!("feed_fanout_rebuilds_total").increment(1);
+                tracing::warn!(users, took = ?started.elapsed(), generation = %token, "feeds rebuilt");
+                Ok(Some(token))
+            }
+            Err(error) => {
+                // Let the next attempt start at once rather than after the lease.
+                let _: redis::RedisResult<i64> =
+                    Script::new(RELEASE).key(self.keys.rebuild_lock()).arg(&token).invoke_async(&mut self.redis).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn rebuild_locked(&mut self, token: &str, scope: Scope, mut progress: impl FnMut(u64, u64)) -> anyhow::Result<u64> {
+        let _: () = redis::cmd("SET").arg(self.keys.generation()).arg(format!("{REBUILDING}{token}")).query_async(&mut self.redis).await?;
+        let mut snapshot = self.db.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *snapshot).await?;
+        let writer_offsets: Vec<(i32, i64)> =
+            sqlx::query_as("SELECT partition, next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2")
+                .bind(&self.writer_group)
+                .bind(&self.feed_topic)
+                .fetch_all(&mut *snapshot)
+                .await?;
+        let (users, all) = match scope {
+            Scope::All => (sqlx::query_scalar("SELECT id FROM users ORDER BY id").fetch_all(&mut *snapshot).await?, true),
+            Scope::Users(users) => (users, false),
+        };
+        let total = users.len() as u64;
+        let mut renewed = Instant::now();
+        for (done, user) in users.into_iter().enumerate() {
+            self.rebuild_user(&mut snapshot, user).await?;
+            if renewed.elapsed() > LEASE / 4 {
+                let renewed_ok: i64 = Script::new(RENEW)
+                    .key(self.keys.rebuild_lock())
+                    .arg(token)
+                    .arg(LEASE.as_millis() as u64)
+                    .invoke_async(&mut self.redis)
+                    .await?;
+                anyhow::ensure!(renewed_ok == 1, "lost the rebuild lease");
+                renewed = Instant::now();
+            }
+            progress(done as u64 + 1, total);
+        }
+        snapshot.commit().await?;
+
+        let script = Script::new(FINISH);
+        let mut finish = script.prepare_invoke();
+        finish.key(self.keys.generation()).key(&self.progress_key).key(self.keys.rebuild_lock());
+        finish.arg(token).arg(if all { 1 } else { 0 }).arg(writer_offsets.len());
+        for (partition, offset) in &writer_offsets {
+            finish.arg(partition).arg(offset);
+        }
+        let finished: i64 = finish.invoke_async(&mut self.redis).await?;
+        anyhow::ensure!(finished == 1, "lost the rebuild lease before finishing");
+        Ok(total)
+    }
+
+    /// Replaces everything the fan-out keeps for `user` (its followers, their follow
+    /// versions, its authored entries, its friends feed) with what `snapshot` holds, in
+    /// one atomic step.
+    async fn rebuild_user(&mut self, snapshot: &mut sqlx::PgConnection, user: i64) -> anyhow::Result<()> {
+        let versions: Vec<(i64, bool, DateTime<Utc>, Uuid)> =
+            sqlx::query_as("SELECT follower_id, following, time, event_id FROM follow_versions WHERE followee_id = $1")
+                .bind(user)
+                .fetch_all(&mut *snapshot)
+                .await?;
         let followers: Vec<i64> = sqlx::query_scalar("SELECT follower_id FROM follows WHERE followee_id = $1")
             .bind(user)
-            .fetch_all(&self.db)
+            .fetch_all(&mut *snapshot)
             .await?;
         let authored: Vec<Row> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM activities a WHERE a.actor_id = $1 AND {FANNED_OUT}
@@ -57,7 +228,7 @@ impl Rebuilder {
         ))
         .bind(user)
         .bind(self.max_len as i64)
-        .fetch_all(&self.db)
+        .fetch_all(&mut *snapshot)
         .await?;
         // Each followee's newest entries (index range scans), then the newest overall.
         let friends: Vec<Row> = sqlx::query_as(&format!(
@@ -72,7 +243,7 @@ impl Rebuilder {
         ))
         .bind(user)
         .bind(self.max_len as i64)
-        .fetch_all(&self.db)
+        .fetch_all(&mut *snapshot)
         .await?;
 
         let mut pipe = redis::pipe();
@@ -81,6 +252,12 @@ impl Rebuilder {
         pipe.del(&followers_key).ignore();
         if !followers.is_empty() {
             pipe.sadd(&followers_key, followers).ignore();
+        }
+        let versions_key = self.keys.follow_versions(user);
+        pipe.del(&versions_key).ignore();
+        let versions: Vec<(i64, String)> = versions.iter().map(|(follower, _, time, id)| (*follower, follow_version(*time, id))).collect();
+        if !versions.is_empty() {
+            pipe.hset_multiple(&versions_key, &versions).ignore();
         }
         for (key, rows) in [(self.keys.authored(user), authored), (self.keys.friends(user), friends)] {
             pipe.del(&key).ignore();

@@ -3,23 +3,16 @@
 //! and replays leave the counts unchanged, and late hits update their own hour.
 
 use crate::partitions::Partitions;
+use crate::sink::{Table, Tx};
 use chrono::{DateTime, Utc};
-use feed_core::consumer::{BatchHandler, Record};
 use feed_core::streams::AnalyticsHit;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 /// Writes hits and maintains `analytics_hourly`.
-pub struct AnalyticsWriter {
-    pool: PgPool,
+#[derive(Default)]
+pub struct AnalyticsTable {
     partitions: Partitions,
-}
-
-impl AnalyticsWriter {
-    /// A writer on `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool, partitions: Partitions::default() }
-    }
 }
 
 const INSERT_AND_ROLL_UP: &str = "
@@ -52,20 +45,20 @@ ON CONFLICT (hour) DO UPDATE SET
     clicks = h.clicks + EXCLUDED.clicks,
     impressions = h.impressions + EXCLUDED.impressions";
 
-impl BatchHandler<AnalyticsHit> for AnalyticsWriter {
-    fn is_permanent(&self, error: &anyhow::Error) -> bool {
-        crate::is_permanent(error)
+impl Table<AnalyticsHit> for AnalyticsTable {
+    const NAME: &'static str = "analytics_hits";
+
+    async fn prepare(&mut self, pool: &PgPool, hits: &[&AnalyticsHit]) -> anyhow::Result<()> {
+        let times: Vec<DateTime<Utc>> = hits.iter().map(|h| h.timestamp).collect();
+        Ok(self.partitions.ensure(pool, "analytics_hits", &times).await?)
     }
 
-    async fn apply(&mut self, records: &[Record<AnalyticsHit>]) -> anyhow::Result<()> {
-        let hits: Vec<&AnalyticsHit> = records.iter().map(|r| &r.event).collect();
+    async fn write(&mut self, tx: &mut Tx<'_>, hits: &[&AnalyticsHit]) -> anyhow::Result<u64> {
         let times: Vec<DateTime<Utc>> = hits.iter().map(|h| h.timestamp).collect();
-        self.partitions.ensure(&self.pool, "analytics_hits", &times).await?;
         let ids: Vec<Uuid> = hits.iter().map(|h| h.event_id).collect();
         let users: Vec<&str> = hits.iter().map(|h| h.user.as_str()).collect();
         let kinds: Vec<&str> = hits.iter().map(|h| h.event.as_str()).collect();
-        sqlx::query(INSERT_AND_ROLL_UP).bind(times).bind(ids).bind(users).bind(kinds).execute(&self.pool).await?;
-        metrics::counter!("feed_writer_rows_total", "table" => "analytics_hits").increment(records.len() as u64);
-        Ok(())
+        sqlx::query(INSERT_AND_ROLL_UP).bind(times).bind(ids).bind(users).bind(kinds).execute(&mut **tx).await?;
+        Ok(hits.len() as u64)
     }
 }

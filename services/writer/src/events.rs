@@ -2,35 +2,29 @@
 //! unique `(id, time)`.
 
 use crate::partitions::Partitions;
+use crate::sink::{Table, Tx};
 use chrono::{DateTime, Utc};
-use feed_core::consumer::{BatchHandler, Record};
 use feed_core::streams::LoggedEvent;
 use sqlx::types::Json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 /// Writes generic events.
-pub struct EventsWriter {
-    pool: PgPool,
+#[derive(Default)]
+pub struct EventsTable {
     partitions: Partitions,
 }
 
-impl EventsWriter {
-    /// A writer on `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool, partitions: Partitions::default() }
-    }
-}
+impl Table<LoggedEvent> for EventsTable {
+    const NAME: &'static str = "generic_events";
 
-impl BatchHandler<LoggedEvent> for EventsWriter {
-    fn is_permanent(&self, error: &anyhow::Error) -> bool {
-        crate::is_permanent(error)
-    }
-
-    async fn apply(&mut self, records: &[Record<LoggedEvent>]) -> anyhow::Result<()> {
-        let events: Vec<&LoggedEvent> = records.iter().map(|r| &r.event).collect();
+    async fn prepare(&mut self, pool: &PgPool, events: &[&LoggedEvent]) -> anyhow::Result<()> {
         let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.created_at).collect();
-        self.partitions.ensure(&self.pool, "generic_events", &times).await?;
+        Ok(self.partitions.ensure(pool, "generic_events", &times).await?)
+    }
+
+    async fn write(&mut self, tx: &mut Tx<'_>, events: &[&LoggedEvent]) -> anyhow::Result<u64> {
+        let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.created_at).collect();
         let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
         let components: Vec<&str> = events.iter().map(|e| e.component.as_str()).collect();
         let data: Vec<Json<&serde_json::Value>> = events.iter().map(|e| Json(&e.data)).collect();
@@ -49,9 +43,8 @@ impl BatchHandler<LoggedEvent> for EventsWriter {
         .bind(emails)
         .bind(environments)
         .bind(messages)
-        .execute(&self.pool)
+        .execute(&mut **tx)
         .await?;
-        metrics::counter!("feed_writer_rows_total", "table" => "generic_events").increment(records.len() as u64);
-        Ok(())
+        Ok(events.len() as u64)
     }
 }

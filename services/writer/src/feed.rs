@@ -1,9 +1,9 @@
-//! How one batch of feed events lands in PostgreSQL: one transaction, set-based
-//! inserts, every statement idempotent.
+//! How one batch of feed events lands in PostgreSQL: set-based inserts in the batch's
+//! transaction, every statement idempotent.
 
 use crate::partitions::Partitions;
+use crate::sink::{Table, Tx};
 use chrono::{DateTime, Utc};
-use feed_core::consumer::{BatchHandler, Record};
 use feed_core::event::{Event, EventType};
 use sqlx::types::Json;
 use sqlx::PgPool;
@@ -11,42 +11,34 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// Writes feed events into the `activities` hypertable and the projections.
-pub struct FeedWriter {
-    pool: PgPool,
+#[derive(Default)]
+pub struct FeedTable {
     partitions: Partitions,
 }
 
-impl FeedWriter {
-    /// A writer on `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool, partitions: Partitions::default() }
-    }
+/// The events that are activities (shown in feeds and stored in `activities`).
+fn activities<'a>(events: &[&'a Event]) -> Vec<&'a Event> {
+    events.iter().copied().filter(|e| e.kind.verb().is_some()).collect()
 }
 
-impl BatchHandler<Event> for FeedWriter {
-    fn is_permanent(&self, error: &anyhow::Error) -> bool {
-        crate::is_permanent(error)
+impl Table<Event> for FeedTable {
+    const NAME: &'static str = "activities";
+
+    async fn prepare(&mut self, pool: &PgPool, events: &[&Event]) -> anyhow::Result<()> {
+        let times: Vec<DateTime<Utc>> = activities(events).iter().map(|e| e.time).collect();
+        Ok(self.partitions.ensure(pool, "activities", &times).await?)
     }
 
-    async fn apply(&mut self, records: &[Record<Event>]) -> anyhow::Result<()> {
-        let events: Vec<&Event> = records.iter().map(|r| &r.event).collect();
-        let activities: Vec<&Event> = events.iter().copied().filter(|e| e.kind.verb().is_some()).collect();
-        let times: Vec<DateTime<Utc>> = activities.iter().map(|e| e.time).collect();
-        self.partitions.ensure(&self.pool, "activities", &times).await?;
-
-        let mut tx = self.pool.begin().await?;
-        insert_users(&mut tx, &events).await?;
-        rotate_keys(&mut tx, &events).await?;
-        insert_objects(&mut tx, &events).await?;
-        apply_follows(&mut tx, &events).await?;
-        insert_activities(&mut tx, &activities).await?;
-        tx.commit().await?;
-        metrics::counter!("feed_writer_rows_total", "table" => "activities").increment(activities.len() as u64);
-        Ok(())
+    async fn write(&mut self, tx: &mut Tx<'_>, events: &[&Event]) -> anyhow::Result<u64> {
+        let activities = activities(events);
+        insert_users(tx, events).await?;
+        rotate_keys(tx, events).await?;
+        insert_objects(tx, events).await?;
+        apply_follows(tx, events).await?;
+        insert_activities(tx, &activities).await?;
+        Ok(activities.len() as u64)
     }
 }
-
-type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
 
 async fn insert_users(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<()> {
     let created: Vec<&&Event> = events.iter().filter(|e| e.kind == EventType::UserCreated).collect();
@@ -129,54 +121,62 @@ async fn insert_objects(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<()> 
     Ok(())
 }
 
-/// Follows and unfollows of the same pair come in offset order (same actor, same
-/// partition), so within a batch the last one decides the pair's state.
+/// Each pair ends in the state of its newest event by (time, event id), whatever order
+/// the events are applied in: `follow_versions` remembers the newest applied, and only
+/// a newer event changes `follows`.
 async fn apply_follows(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<()> {
-    let mut last: BTreeMap<(i64, i64), (bool, DateTime<Utc>)> = BTreeMap::new();
+    let mut newest: BTreeMap<(i64, i64), (bool, DateTime<Utc>, Uuid)> = BTreeMap::new();
     for event in events {
         let follows = match event.kind {
             EventType::Follow => true,
             EventType::Unfollow => false,
             _ => continue,
         };
-        if let Some(target) = &event.target {
-            last.insert((event.actor.id, target.id), (follows, event.time));
-        }
+        let Some(target) = &event.target else { continue };
+        let version = (follows, event.time, event.event_id);
+        newest
+            .entry((event.actor.id, target.id))
+            .and_modify(|v| {
+                if (v.1, v.2) < (version.1, version.2) {
+                    *v = version;
+                }
+            })
+            .or_insert(version);
     }
-    let (mut add_from, mut add_to, mut add_since, mut del_from, mut del_to) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for ((follower, followee), (follows, time)) in last {
-        if follows {
-            add_from.push(follower);
-            add_to.push(followee);
-            add_since.push(time);
-        } else {
-            del_from.push(follower);
-            del_to.push(followee);
-        }
+    if newest.is_empty() {
+        return Ok(());
     }
-    if !add_from.is_empty() {
-        sqlx::query(
-            "INSERT INTO follows (follower_id, followee_id, since)
-             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[])
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(add_from)
-        .bind(add_to)
-        .bind(add_since)
-        .execute(&mut **tx)
-        .await?;
+    let (mut followers, mut followees, mut following, mut times, mut ids) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((follower, followee), (follows, time, id)) in newest {
+        followers.push(follower);
+        followees.push(followee);
+        following.push(follows);
+        times.push(time);
+        ids.push(id);
     }
-    if !del_from.is_empty() {
-        sqlx::query(
-            "DELETE FROM follows f USING UNNEST($1::bigint[], $2::bigint[]) AS d(follower_id, followee_id)
-             WHERE f.follower_id = d.follower_id AND f.followee_id = d.followee_id",
-        )
-        .bind(del_from)
-        .bind(del_to)
-        .execute(&mut **tx)
-        .await?;
-    }
+    sqlx::query(
+        "WITH won AS (
+             INSERT INTO follow_versions AS v (follower_id, followee_id, following, time, event_id)
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bool[], $4::timestamptz[], $5::uuid[])
+             ON CONFLICT (follower_id, followee_id) DO UPDATE
+                 SET following = EXCLUDED.following, time = EXCLUDED.time, event_id = EXCLUDED.event_id
+                 WHERE (v.time, v.event_id) < (EXCLUDED.time, EXCLUDED.event_id)
+             RETURNING v.follower_id, v.followee_id, v.following, v.time
+         ), added AS (
+             INSERT INTO follows (follower_id, followee_id, since)
+             SELECT follower_id, followee_id, time FROM won WHERE following
+             ON CONFLICT DO NOTHING
+         )
+         DELETE FROM follows f USING won w
+         WHERE NOT w.following AND f.follower_id = w.follower_id AND f.followee_id = w.followee_id",
+    )
+    .bind(followers)
+    .bind(followees)
+    .bind(following)
+    .bind(times)
+    .bind(ids)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -1,8 +1,9 @@
 //! Writer: topics → PostgreSQL.
 //!
-//! Three consumers in one process, one per topic, each writing its batches with
-//! idempotent statements and storing offsets only after they commit, so a crash at any
-//! point loses nothing and doubles nothing:
+//! Three consumers in one process, one per topic. Each batch is one transaction that
+//! writes the rows and stores the consumer's next offsets (see [`sink`]), so a crash at
+//! any point loses nothing and doubles nothing, and a restarted writer resumes from its
+//! own table without waiting for the broker:
 //! - feed events → the `activities` hypertable plus the projections the API reads
 //!   (`users`, `objects`, `follows`) ([`feed`]);
 //! - generic events → `generic_events` ([`events`]);
@@ -11,7 +12,9 @@
 pub mod analytics;
 pub mod events;
 pub mod feed;
+pub mod offsets;
 mod partitions;
+pub mod sink;
 
 /// Whether a store error is about the data (PostgreSQL classes 22, data exception, and
 /// 23, integrity violation), so retrying the same records can never succeed.
@@ -22,12 +25,13 @@ pub(crate) fn is_permanent(error: &anyhow::Error) -> bool {
     }
 }
 
-use feed_core::config::{env_millis, env_or, CommonConfig};
+use feed_core::config::{env_millis, env_or, CommonConfig, ConsumerConfig};
 use feed_core::consumer::{BatchConsumer, BatchSettings};
 use feed_core::event::Event;
 use feed_core::feed::Keys;
 use feed_core::shutdown::Shutdown;
 use feed_core::streams::{AnalyticsHit, LoggedEvent};
+use sink::{PgSink, Table};
 use sqlx::PgPool;
 
 /// The writer's settings.
@@ -35,8 +39,13 @@ use sqlx::PgPool;
 pub struct Config {
     /// Shared settings (stores, broker, topics, groups).
     pub common: CommonConfig,
+    /// Which partitions this replica applies, and the fetch wait.
+    pub consumer: ConsumerConfig,
     /// `WRITER_BATCH_SIZE` (default 1000) and `WRITER_LINGER_MS` (default 5).
     pub batch: BatchSettings,
+    /// `WRITER_DB_POOL_SIZE` (default 6): two connections per consumer, one for its
+    /// batch transaction and one to create partitions meanwhile.
+    pub db_pool_size: u32,
 }
 
 impl Config {
@@ -44,52 +53,62 @@ impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
         Ok(Self {
             common: CommonConfig::from_env()?,
+            consumer: ConsumerConfig::from_env()?,
             batch: BatchSettings {
                 max_records: env_or("WRITER_BATCH_SIZE", 1000)?,
                 linger: env_millis("WRITER_LINGER_MS", 5)?,
             },
+            db_pool_size: env_or("WRITER_DB_POOL_SIZE", 6)?,
         })
     }
 }
 
 /// A writer ready to consume its three topics.
 pub struct Application {
-    feed: BatchConsumer<Event>,
-    events: BatchConsumer<LoggedEvent>,
-    analytics: BatchConsumer<AnalyticsHit>,
+    config: Config,
     pool: PgPool,
+    redis: redis::aio::ConnectionManager,
 }
 
 impl Application {
-    /// Connects to PostgreSQL (migrating it if configured), Redis and the broker.
+    /// Connects to PostgreSQL (migrating it if configured) and Redis, and creates the
+    /// topics if they are missing (a broker that is down is waited out later).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let common = &config.common;
-        let pool: PgPool = feed_core::db::connect(&common.database_url, 6).await?;
+        let pool: PgPool = feed_core::db::connect(&common.database_url, config.db_pool_size).await?;
         if common.run_migrations {
             feed_core::db::migrate(&pool).await?;
         }
         let redis = feed_core::redis_pool::manager(&common.redis_url).await?;
-        let keys = Keys::new(&common.redis_key_prefix);
-        let brokers = &common.kafka_brokers;
-        let (feed_group, events_group, analytics_group) =
-            (&common.writer_group, &common.events_writer_group(), &common.analytics_writer_group());
-        Ok(Self {
-            feed: BatchConsumer::connect(brokers, feed_group, &common.feed_topic, config.batch, redis.clone(), &keys).await?,
-            events: BatchConsumer::connect(brokers, events_group, &common.events_topic, config.batch, redis.clone(), &keys).await?,
-            analytics: BatchConsumer::connect(brokers, analytics_group, &common.analytics_topic, config.batch, redis, &keys).await?,
-            pool,
-        })
+        if let Err(error) = common.ensure_topics().await {
+            tracing::warn!(error = %format!("{error:#}"), "cannot create the topics now; consuming once they exist");
+        }
+        Ok(Self { config, pool, redis })
     }
 
     /// Consumes until `shutdown` is cancelled; each consumer finishes its batch first.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        tracing::info!("writer started");
-        let pool = self.pool;
+        tracing::info!(assignment = ?self.config.consumer.assignment, "writer started");
+        let common = &self.config.common;
+        let (events_group, analytics_group) = (common.events_writer_group(), common.analytics_writer_group());
         tokio::try_join!(
-            self.feed.run(feed::FeedWriter::new(pool.clone()), shutdown.clone()),
-            self.events.run(events::EventsWriter::new(pool.clone()), shutdown.clone()),
-            self.analytics.run(analytics::AnalyticsWriter::new(pool), shutdown),
+            self.consume::<Event, _>(&common.writer_group, &common.feed_topic, feed::FeedTable::default(), &shutdown),
+            self.consume::<LoggedEvent, _>(&events_group, &common.events_topic, events::EventsTable::default(), &shutdown),
+            self.consume::<AnalyticsHit, _>(&analytics_group, &common.analytics_topic, analytics::AnalyticsTable::default(), &shutdown),
         )?;
         Ok(())
+    }
+
+    /// One topic's consumer, writing through `table`, under the name `group`.
+    async fn consume<T, W>(&self, group: &str, topic: &str, table: W, shutdown: &Shutdown) -> anyhow::Result<()>
+    where
+        T: feed_core::event::Decode + Send + Sync,
+        W: Table<T>,
+    {
+        let common = &self.config.common;
+        let progress_key = Keys::new(&common.redis_key_prefix).progress(group, topic);
+        let sink = PgSink::new(self.pool.clone(), group, topic, table, self.redis.clone(), progress_key);
+        let consumer = BatchConsumer::<T>::connect(&common.kafka_brokers, group, topic, self.config.batch, self.config.consumer)?;
+        consumer.run(sink, shutdown.clone()).await
     }
 }

@@ -52,6 +52,12 @@ pub struct CommonConfig {
     pub fanout_group: String,
     /// Whether this service applies pending migrations at start (`RUN_MIGRATIONS`).
     pub run_migrations: bool,
+    /// Partitions of each topic a service creates when it is missing
+    /// (`TOPIC_PARTITIONS`, default 3). Existing topics are left as they are.
+    pub topic_partitions: i32,
+    /// Replication factor of the topics a service creates (`TOPIC_REPLICATION`,
+    /// default 1, for a single local broker; 3 on a production cluster).
+    pub topic_replication: i32,
 }
 
 impl CommonConfig {
@@ -71,7 +77,39 @@ impl CommonConfig {
             writer_group: env_or("WRITER_GROUP", "feed-writer".to_string())?,
             fanout_group: env_or("FANOUT_GROUP", "feed-fanout".to_string())?,
             run_migrations: env_or("RUN_MIGRATIONS", true)?,
+            topic_partitions: env_or("TOPIC_PARTITIONS", 3)?,
+            topic_replication: env_or("TOPIC_REPLICATION", 1)?,
         })
+    }
+
+    /// The environment variables [`CommonConfig::from_env`] reads back as `self`, for
+    /// starting a service as a child process.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("DATABASE_URL", self.database_url.clone()),
+            ("REDIS_URL", self.redis_url.clone()),
+            ("REDIS_KEY_PREFIX", self.redis_key_prefix.clone()),
+            ("KAFKA_BROKERS", self.kafka_brokers.clone()),
+            ("FEED_TOPIC", self.feed_topic.clone()),
+            ("EVENTS_TOPIC", self.events_topic.clone()),
+            ("ANALYTICS_TOPIC", self.analytics_topic.clone()),
+            ("WRITER_GROUP", self.writer_group.clone()),
+            ("FANOUT_GROUP", self.fanout_group.clone()),
+            ("RUN_MIGRATIONS", self.run_migrations.to_string()),
+            ("TOPIC_PARTITIONS", self.topic_partitions.to_string()),
+            ("TOPIC_REPLICATION", self.topic_replication.to_string()),
+        ]
+    }
+
+    /// Creates the three topics and their dead-letter topics if they are missing, as
+    /// configured (see [`crate::kafka::ensure_topics`]).
+    pub async fn ensure_topics(&self) -> anyhow::Result<()> {
+        crate::kafka::ensure_topics(&self.kafka_brokers, &self.topics(), self.topic_partitions, self.topic_replication).await
+    }
+
+    /// The three topics the API publishes to.
+    pub fn topics(&self) -> [&str; 3] {
+        [&self.feed_topic, &self.events_topic, &self.analytics_topic]
     }
 
     /// The writer's group on the generic events topic.
@@ -82,5 +120,83 @@ impl CommonConfig {
     /// The writer's group on the analytics topic.
     pub fn analytics_writer_group(&self) -> String {
         format!("{}-analytics", self.writer_group)
+    }
+}
+
+/// Which partitions of a topic this replica of a consumer role applies: those whose
+/// number `p` satisfies `p mod replicas == replica`. Assigned explicitly rather than by a
+/// consumer group, so a restarted process resumes at once instead of waiting for the
+/// broker to notice the old member died (see the README, "Partition ownership").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    /// How many replicas of the role run (`CONSUMER_REPLICAS`, default 1).
+    pub replicas: u32,
+    /// This replica's number, `0..replicas` (`CONSUMER_REPLICA`, default 0); a
+    /// Kubernetes StatefulSet gives it as the pod index.
+    pub replica: u32,
+}
+
+impl Default for Assignment {
+    fn default() -> Self {
+        Self { replicas: 1, replica: 0 }
+    }
+}
+
+impl Assignment {
+    /// Reads `CONSUMER_REPLICAS` and `CONSUMER_REPLICA`.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::new(env_or("CONSUMER_REPLICAS", 1)?, env_or("CONSUMER_REPLICA", 0)?)
+    }
+
+    /// Replica `replica` of `replicas`; an error unless `replica < replicas`.
+    pub fn new(replicas: u32, replica: u32) -> anyhow::Result<Self> {
+        anyhow::ensure!(replicas >= 1, "CONSUMER_REPLICAS={replicas} must be at least 1");
+        anyhow::ensure!(replica < replicas, "CONSUMER_REPLICA={replica} must be below CONSUMER_REPLICAS={replicas}");
+        Ok(Self { replicas, replica })
+    }
+
+    /// Whether this replica applies `partition`.
+    pub fn owns(&self, partition: i32) -> bool {
+        partition >= 0 && partition as u32 % self.replicas == self.replica
+    }
+}
+
+/// Settings every consumer process shares.
+#[derive(Clone, Copy, Debug)]
+pub struct ConsumerConfig {
+    /// The partitions this replica owns.
+    pub assignment: Assignment,
+    /// How long the broker may hold a fetch open waiting for data
+    /// (`KAFKA_FETCH_WAIT_MS`, default 10). tansu answers a fetch only when it expires,
+    /// so it bounds the pipeline's latency there; on Kafka it only bounds idle polling.
+    pub fetch_wait: Duration,
+}
+
+impl ConsumerConfig {
+    /// Reads the settings from the environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self { assignment: Assignment::from_env()?, fetch_wait: env_millis("KAFKA_FETCH_WAIT_MS", 10)? })
+    }
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self { assignment: Assignment::default(), fetch_wait: Duration::from_millis(10) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_split_partitions_without_overlap() {
+        let replicas: Vec<Assignment> = (0..3).map(|i| Assignment::new(3, i).unwrap()).collect();
+        for partition in 0..12 {
+            assert_eq!(replicas.iter().filter(|a| a.owns(partition)).count(), 1, "partition {partition}");
+        }
+        assert!(Assignment::default().owns(5));
+        assert!(Assignment::new(2, 2).is_err());
+        assert!(Assignment::new(0, 0).is_err());
     }
 }

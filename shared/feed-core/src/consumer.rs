@@ -1,22 +1,33 @@
-//! The loop every consumer group runs: take a batch, apply it downstream, and only then
-//! store its offsets and publish progress. A crash anywhere before the store means the
-//! batch is delivered again, so every [`BatchHandler`] must be idempotent.
+//! The loop every consumer runs: read a batch from the partitions this replica owns,
+//! hand it to a [`Sink`], which applies it and stores the next offsets in the same
+//! atomic write, and repeat.
+//!
+//! The sink, not the broker, owns the offsets (the writer in a PostgreSQL table, the
+//! fan-out in its Redis progress hash). So:
+//! - a process killed at any point resumes exactly where its last durable write ended,
+//!   as soon as it restarts: partitions are assigned explicitly
+//!   ([`crate::config::Assignment`]), there is no group membership for a broker to
+//!   time out first;
+//! - nothing is applied twice: a sink skips records below its stored offsets, inside
+//!   the same write, so a redelivered record, or one applied meanwhile by another
+//!   replica that wrongly owns the same partition, changes nothing.
 //!
 //! Poison records do not stop a partition: a record that does not decode, or that the
-//! handler rejects permanently, goes to the dead-letter topic `<topic>.dead-letter` with
-//! headers naming its source (topic, partition, offset, consumer group, event id) and the error,
-//! and the partition keeps flowing. Only once the dead letter is acknowledged is the
-//! record's offset stored.
+//! sink rejects permanently, goes to the dead-letter topic `<topic>.dead-letter` with
+//! headers naming its source (topic, partition, offset, consumer group, event id) and the
+//! error, and the partition keeps flowing. A store that is down is waited out, with the
+//! batch in hand; nothing is dead-lettered for it.
 
+use crate::config::{Assignment, ConsumerConfig};
 use crate::event::Decode;
-use crate::progress;
-use crate::telemetry::EVENT_LOG;
+use crate::kafka::{AssignedConsumer, Applied};
 use crate::shutdown::Shutdown;
-use crate::kafka::GroupConsumer;
-use rdkafka::consumer::{CommitMode, Consumer};
+use crate::telemetry::EVENT_LOG;
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use std::collections::BTreeMap;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,11 +45,33 @@ pub struct Record<T> {
     pub event: T,
 }
 
-/// Applies a batch of events downstream. `apply` must be idempotent: after a crash the
-/// same records come again. An error makes the loop retry the same batch.
-pub trait BatchHandler<T>: Send {
-    /// Applies `records` (in offset order per partition) durably.
-    fn apply(&mut self, records: &[Record<T>]) -> impl Future<Output = anyhow::Result<()>> + Send;
+/// What a sink did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// The records were applied (those not applied before) and the offsets stored.
+    Applied,
+    /// Nothing was written: the sink's stored offsets moved under this consumer (another
+    /// replica applied the partition further, or the fan-out's feeds were rebuilt). The
+    /// loop asks the sink where to resume and seeks there.
+    Moved,
+}
+
+/// Where a consumer's records go, and where it keeps how far it got.
+pub trait Sink<T>: Send {
+    /// Per partition, the next offset this sink has not applied; a partition it never
+    /// applied is absent (read from the oldest record kept).
+    fn resume_from(&mut self, partitions: &[i32]) -> impl Future<Output = anyhow::Result<HashMap<i32, i64>>> + Send;
+
+    /// Applies `records` (offset order per partition; may be empty) and stores `next`
+    /// (partition → next offset) as where to resume, in one atomic write. Records below
+    /// the offsets already stored are skipped.
+    fn apply(&mut self, records: &[Record<T>], next: &[(i32, i64)]) -> impl Future<Output = anyhow::Result<Stored>> + Send;
+
+    /// Asked while no records arrive: whether the stored offsets moved since
+    /// [`Sink::resume_from`] (then the loop resumes again). Default: they never do.
+    fn offsets_moved(&mut self) -> impl Future<Output = bool> + Send {
+        async { false }
+    }
 
     /// Whether `error` will recur however often the same records are retried (bad data,
     /// as opposed to an unreachable store). The loop then applies the batch record by
@@ -57,21 +90,14 @@ pub struct BatchSettings {
     pub linger: Duration,
 }
 
-/// A subscribed consumer of records of type `T`, plus what it needs to report progress.
-pub struct BatchConsumer<T> {
-    consumer: GroupConsumer,
-    brokers: String,
-    topic: String,
-    group: String,
-    settings: BatchSettings,
-    redis: redis::aio::ConnectionManager,
-    progress_key: String,
-    dead_letters: FutureProducer,
-    records: PhantomData<fn() -> T>,
-}
+/// How often an idle consumer asks its sink whether its offsets moved.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
-/// How long a member may sit without partitions after a revocation before it rejoins.
-const REJOIN_AFTER: Duration = Duration::from_secs(30);
+/// How often the topic's partitions are looked up again (partitions can be added).
+const METADATA_REFRESH: Duration = Duration::from_secs(30);
+
+/// Longest pause between retries of a failing store or broker.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// How long stopping may wait for the Kafka clients to close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,88 +107,164 @@ pub fn dead_letter_topic(topic: &str) -> String {
     format!("{topic}.dead-letter")
 }
 
+/// A consumer of the partitions of one topic that one replica owns.
+pub struct BatchConsumer<T> {
+    consumer: AssignedConsumer,
+    brokers: String,
+    topic: String,
+    group: String,
+    settings: BatchSettings,
+    assignment: Assignment,
+    /// Per owned partition, the next offset to apply (what the sink stored, advanced as
+    /// batches are applied). Shared with the lag metric.
+    positions: Applied,
+    /// The partitions currently assigned, and when they were looked up.
+    owned: Vec<i32>,
+    looked_up: Option<Instant>,
+    dead_letters: FutureProducer,
+    records: PhantomData<fn() -> T>,
+}
+
+/// What waiting for a batch ended with.
+enum Next {
+    Batch(Vec<Raw>),
+    Resume,
+    Shutdown,
+}
+
+/// How applying records ended.
+enum Outcome {
+    Applied,
+    Moved,
+    ShuttingDown,
+    Permanent(String),
+}
+
 impl<T: Decode + Send + Sync> BatchConsumer<T> {
-    /// A consumer in `group` subscribed to `topic`, reporting progress under the group's
-    /// key in Redis. Creates the dead-letter topic if it is missing.
-    pub async fn connect(
-        brokers: &str,
-        group: &str,
-        topic: &str,
-        settings: BatchSettings,
-        redis: redis::aio::ConnectionManager,
-        keys: &crate::feed::Keys,
-    ) -> anyhow::Result<Self> {
-        let consumer = crate::kafka::consumer(brokers, group)?;
-        consumer.subscribe(&[topic])?;
-        let dead_letter = dead_letter_topic(topic);
-        if let Err(error) = crate::kafka::create_topics(brokers, &[&dead_letter], 1).await {
-            tracing::warn!(%error, topic = dead_letter, "could not create the dead-letter topic");
-        }
+    /// A consumer of `topic` named `group` (the name its sink keys offsets and progress
+    /// by, and metrics' `group` label). Connects lazily: the broker need not be up.
+    pub fn connect(brokers: &str, group: &str, topic: &str, settings: BatchSettings, config: ConsumerConfig) -> anyhow::Result<Self> {
+        let positions = Applied::default();
         Ok(Self {
-            consumer,
+            consumer: crate::kafka::assigned_consumer(brokers, group, config.fetch_wait, positions.clone())?,
             brokers: brokers.to_string(),
             topic: topic.to_string(),
             group: group.to_string(),
             settings,
-            redis,
-            progress_key: keys.progress(group, topic),
+            assignment: config.assignment,
+            positions,
+            owned: Vec::new(),
+            looked_up: None,
             dead_letters: crate::kafka::producer(brokers, Duration::from_secs(30))?,
             records: PhantomData,
         })
     }
 
-    /// Runs until `shutdown` is cancelled, then commits what was applied and leaves the
-    /// group. Broker outages are waited out; it returns early only if a replacement
-    /// consumer cannot even be created.
-    pub async fn run<H: BatchHandler<T>>(mut self, mut handler: H, shutdown: Shutdown) -> anyhow::Result<()> {
-        while let Some(batch) = self.next_batch(&shutdown).await? {
-            let started = std::time::Instant::now();
-            let (records, undecodable) = self.decode(&batch);
-            for (raw, error) in undecodable {
-                if !self.dead_letter(raw, &error, &shutdown).await {
+    /// Runs until `shutdown` is cancelled; the batch in hand is finished first, unless
+    /// its store is down (it is then applied by the next run). Broker and store outages
+    /// are waited out.
+    pub async fn run<S: Sink<T>>(mut self, mut sink: S, shutdown: Shutdown) -> anyhow::Result<()> {
+        let mut resume = true;
+        loop {
+            if resume || self.looked_up.is_none_or(|at| at.elapsed() > METADATA_REFRESH) {
+                if !self.resume(&mut sink, resume, &shutdown).await {
                     break;
                 }
+                resume = false;
             }
-            if shutdown.is_cancelled() || !self.apply_with_retry(&mut handler, &records, &batch, &shutdown).await {
-                break; // shutting down with the batch unapplied: it will be redelivered
+            let batch = match self.next_batch(&mut sink, &shutdown).await {
+                Next::Batch(batch) => batch,
+                Next::Resume => {
+                    resume = true;
+                    continue;
+                }
+                Next::Shutdown => break,
+            };
+            let started = std::time::Instant::now();
+            match self.apply(&mut sink, &batch, &shutdown).await {
+                Outcome::Applied => {}
+                Outcome::Moved => {
+                    resume = true;
+                    continue;
+                }
+                Outcome::ShuttingDown => break,
+                Outcome::Permanent(error) => {
+                    self.close().await;
+                    anyhow::bail!("cannot store offsets: {error}");
+                }
             }
             self.log_applied(&batch);
-            self.acknowledge(&batch).await;
+            self.advance(&batch);
             let labels = [("topic", self.topic.clone()), ("group", self.group.clone())];
             metrics::histogram!("feed_consumer_batch_records", &labels).record(batch.len() as f64);
             metrics::histogram!("feed_consumer_batch_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
             metrics::counter!("feed_consumer_records_total", &labels).increment(batch.len() as u64);
         }
-        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(error = %e, "nothing to commit at shutdown");
-        }
-        self.consumer.unsubscribe();
-        tracing::info!(topic = %self.topic, "consumer stopped");
+        tracing::info!(topic = %self.topic, group = %self.group, "consumer stopped");
         self.close().await;
         Ok(())
     }
 
-    /// Closes the Kafka clients off the async threads, for at most [`CLOSE_TIMEOUT`]:
-    /// librdkafka's close waits for the group coordinator, forever if the broker is gone.
-    /// Offsets are committed by then, so giving up loses nothing.
-    async fn close(self) {
-        let Self { consumer, dead_letters, topic, .. } = self;
-        let closing = tokio::task::spawn_blocking(move || drop((consumer, dead_letters)));
-        if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
-            tracing::warn!(%topic, "broker unreachable: stopped without closing the Kafka client (offsets were committed)");
+    /// Looks up the topic's partitions and, if they changed or `always`, assigns the
+    /// owned ones at the offsets the sink stored. Retries until it succeeds; `false` if
+    /// shutdown came first.
+    async fn resume<S: Sink<T>>(&mut self, sink: &mut S, always: bool, shutdown: &Shutdown) -> bool {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.try_resume(sink, always).await {
+                Ok(()) => return true,
+                Err(error) => {
+                    metrics::counter!("feed_consumer_resume_errors_total", "topic" => self.topic.clone(), "group" => self.group.clone())
+                        .increment(1);
+                    tracing::warn!(topic = %self.topic, group = %self.group, error = %format!("{error:#}"), retry_in = ?backoff, "cannot resume yet");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
-    /// Waits for a first record, then gathers more for up to `linger`. `None` on shutdown.
-    /// While waiting, rejoins as a new member if the group left this one without
-    /// partitions for [`REJOIN_AFTER`] (nothing uncommitted is lost: offsets are only
-    /// stored for applied batches).
-    async fn next_batch(&mut self, shutdown: &Shutdown) -> anyhow::Result<Option<Vec<Raw>>> {
+    async fn try_resume<S: Sink<T>>(&mut self, sink: &mut S, always: bool) -> anyhow::Result<()> {
+        let (brokers, topic) = (self.brokers.clone(), self.topic.clone());
+        let partitions = tokio::task::spawn_blocking(move || {
+            let client: rdkafka::consumer::BaseConsumer =
+                rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create()?;
+            crate::kafka::partitions(&client, &topic, Duration::from_secs(5))
+        })
+        .await??;
+        let owned: Vec<i32> = partitions.into_iter().filter(|p| self.assignment.owns(*p)).collect();
+        if !always && owned == self.owned {
+            self.looked_up = Some(Instant::now());
+            return Ok(());
+        }
+        let stored = sink.resume_from(&owned).await?;
+        let mut list = TopicPartitionList::new();
+        for partition in &owned {
+            let offset = stored.get(partition).map_or(Offset::Beginning, |o| Offset::Offset(*o));
+            list.add_partition_offset(&self.topic, *partition, offset)?;
+        }
+        self.consumer.assign(&list)?;
+        let positions: HashMap<i32, i64> = owned.iter().map(|p| (*p, stored.get(p).copied().unwrap_or(0))).collect();
+        tracing::info!(topic = %self.topic, group = %self.group, ?positions, "resuming from the sink's offsets");
+        *self.positions.lock().map_err(|_| anyhow::anyhow!("positions lock poisoned"))? = positions;
+        self.owned = owned;
+        self.looked_up = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Waits for a first record, then gathers more for up to `linger`. Records below the
+    /// positions (prefetched before a seek) are dropped. While idle, asks the sink every
+    /// [`IDLE_CHECK`] whether its offsets moved.
+    async fn next_batch<S: Sink<T>>(&mut self, sink: &mut S, shutdown: &Shutdown) -> Next {
         let first = loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return Ok(None),
+                _ = shutdown.cancelled() => return Next::Shutdown,
                 m = self.consumer.recv() => match m {
-                    Ok(message) => break message,
+                    Ok(message) if self.is_due(&message) => break Raw::from(&message),
+                    Ok(_) => {}
                     // Broker outages surface here; librdkafka reconnects by itself.
                     Err(error) => {
                         metrics::counter!("feed_kafka_errors_total", "client" => "consumer").increment(1);
@@ -170,85 +272,87 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
                         sleep(Duration::from_millis(500)).await;
                     }
                 },
-                _ = sleep(Duration::from_secs(5)) => {
-                    if self.consumer.context().unassigned_for().is_some_and(|d| d > REJOIN_AFTER) {
-                        tracing::warn!(topic = %self.topic, group = %self.group, "no partitions since a revocation; rejoining as a new member");
-                        let fresh = crate::kafka::consumer(&self.brokers, &self.group)?;
-                        fresh.subscribe(&[&self.topic])?;
-                        // Closing the stuck member may block on its coordinator.
-                        let stuck = std::mem::replace(&mut self.consumer, fresh);
-                        tokio::task::spawn_blocking(move || drop(stuck));
+                _ = sleep(IDLE_CHECK) => {
+                    if sink.offsets_moved().await || self.looked_up.is_none_or(|at| at.elapsed() > METADATA_REFRESH) {
+                        return Next::Resume;
                     }
                 }
             }
         };
-        let mut batch = vec![Raw::from(&first)];
+        let mut batch = vec![first];
         let deadline = Instant::now() + self.settings.linger;
         while batch.len() < self.settings.max_records {
             match timeout_at(deadline, self.consumer.recv()).await {
-                Ok(Ok(message)) => batch.push(Raw::from(&message)),
+                Ok(Ok(message)) if self.is_due(&message) => batch.push(Raw::from(&message)),
+                Ok(Ok(_)) => {}
                 Ok(Err(_)) | Err(_) => break,
             }
         }
-        Ok(Some(batch))
+        Next::Batch(batch)
     }
 
-    /// The records that decode, and the ones that do not with why.
-    fn decode<'a>(&self, batch: &'a [Raw]) -> (Vec<Record<T>>, Vec<(&'a Raw, String)>) {
+    /// Whether `message` is on an owned partition at or past its position.
+    fn is_due<M: Message>(&self, message: &M) -> bool {
+        self.positions.lock().is_ok_and(|p| p.get(&message.partition()).is_some_and(|next| message.offset() >= *next))
+    }
+
+    /// Dead-letters what does not decode, then applies the rest; a permanent failure
+    /// makes it apply record by record and dead-letter the ones that keep failing. The
+    /// offsets stored cover the whole batch, dead letters included.
+    async fn apply<S: Sink<T>>(&self, sink: &mut S, batch: &[Raw], shutdown: &Shutdown) -> Outcome {
+        let next = next_offsets(batch);
         let mut records = Vec::with_capacity(batch.len());
-        let mut undecodable = Vec::new();
         for raw in batch {
             match T::decode(&raw.payload) {
                 Ok(event) => records.push(Record { partition: raw.partition, offset: raw.offset, event }),
-                Err(error) => undecodable.push((raw, error.to_string())),
-            }
-        }
-        (records, undecodable)
-    }
-
-    /// Applies until success; `false` if shutdown came first. A permanent error makes it
-    /// apply record by record and dead-letter the records that keep failing.
-    async fn apply_with_retry<H: BatchHandler<T>>(
-        &self,
-        handler: &mut H,
-        records: &[Record<T>],
-        batch: &[Raw],
-        shutdown: &Shutdown,
-    ) -> bool {
-        match self.retry_transient(handler, records, shutdown).await {
-            Outcome::Applied => true,
-            Outcome::ShuttingDown => false,
-            Outcome::Permanent(_) if records.len() > 1 => {
-                for record in records {
-                    match self.retry_transient(handler, std::slice::from_ref(record), shutdown).await {
-                        Outcome::Applied => {}
-                        Outcome::ShuttingDown => return false,
-                        Outcome::Permanent(error) => {
-                            if let Some(raw) = raw_of(batch, record) {
-                                if !self.dead_letter(raw, &error, shutdown).await {
-                                    return false;
-                                }
-                            }
-                        }
+                Err(error) => {
+                    if !self.dead_letter(raw, &error.to_string(), shutdown).await {
+                        return Outcome::ShuttingDown;
                     }
                 }
-                true
             }
-            Outcome::Permanent(error) => match records.first().and_then(|record| raw_of(batch, record)) {
-                Some(raw) => self.dead_letter(raw, &error, shutdown).await,
-                None => true,
-            },
+        }
+        match self.retry_transient(sink, &records, &next, shutdown).await {
+            Outcome::Permanent(_) => {}
+            other => return other,
+        }
+        for record in &records {
+            let own = [(record.partition, record.offset + 1)];
+            match self.retry_transient(sink, std::slice::from_ref(record), &own, shutdown).await {
+                Outcome::Applied => {}
+                Outcome::Permanent(error) => {
+                    let Some(raw) = batch.iter().find(|r| r.partition == record.partition && r.offset == record.offset) else {
+                        continue;
+                    };
+                    if !self.dead_letter(raw, &error, shutdown).await {
+                        return Outcome::ShuttingDown;
+                    }
+                }
+                other => return other,
+            }
+        }
+        // Only offsets now: the dead letters' and the records' after them.
+        match self.retry_transient(sink, &[], &next, shutdown).await {
+            Outcome::Permanent(error) => {
+                tracing::error!(topic = %self.topic, group = %self.group, %error, "cannot store offsets; stopping");
+                Outcome::Permanent(error)
+            }
+            other => other,
         }
     }
 
-    /// Retries transient failures with backoff until success, shutdown, or a permanent
-    /// failure.
-    async fn retry_transient<H: BatchHandler<T>>(&self, handler: &mut H, records: &[Record<T>], shutdown: &Shutdown) -> Outcome {
+    /// Applies until success, shutdown, a permanent failure or moved offsets; transient
+    /// failures (a store that is down) are retried with backoff.
+    async fn retry_transient<S: Sink<T>>(&self, sink: &mut S, records: &[Record<T>], next: &[(i32, i64)], shutdown: &Shutdown) -> Outcome {
         let mut backoff = Duration::from_millis(50);
         loop {
-            match handler.apply(records).await {
-                Ok(()) => return Outcome::Applied,
-                Err(error) if handler.is_permanent(&error) => return Outcome::Permanent(format!("{error:#}")),
+            match sink.apply(records, next).await {
+                Ok(Stored::Applied) => return Outcome::Applied,
+                Ok(Stored::Moved) => {
+                    tracing::warn!(topic = %self.topic, group = %self.group, "the sink's offsets moved; resuming from them");
+                    return Outcome::Moved;
+                }
+                Err(error) if sink.is_permanent(&error) => return Outcome::Permanent(format!("{error:#}")),
                 Err(error) => {
                     metrics::counter!("feed_consumer_apply_errors_total", "topic" => self.topic.clone(), "group" => self.group.clone())
                         .increment(1);
@@ -257,14 +361,15 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
                         _ = shutdown.cancelled() => return Outcome::ShuttingDown,
                         _ = sleep(backoff) => {},
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
     }
 
     /// Publishes `raw` to the dead-letter topic with its source and the error, retrying
-    /// until the broker acknowledges; `false` if shutdown came first.
+    /// until the broker acknowledges; `false` if shutdown came first. A crash between the
+    /// letter and the offsets' store sends the letter again on restart.
     async fn dead_letter(&self, raw: &Raw, error: &str, shutdown: &Shutdown) -> bool {
         let topic = dead_letter_topic(&self.topic);
         let (partition, offset) = (raw.partition.to_string(), raw.offset.to_string());
@@ -307,7 +412,6 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
     }
 
     /// One [`EVENT_LOG`] line per record, so an event can be followed by its id.
-    /// Written before the progress marks, so whoever saw a record applied finds its line.
     fn log_applied(&self, batch: &[Raw]) {
         if !tracing::enabled!(target: EVENT_LOG, tracing::Level::INFO) {
             return;
@@ -322,37 +426,35 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
         }
     }
 
-    /// Stores the batch's offsets for the next commit and publishes the progress marks.
-    async fn acknowledge(&mut self, batch: &[Raw]) {
-        let mut last: BTreeMap<i32, i64> = BTreeMap::new();
-        for raw in batch {
-            let entry = last.entry(raw.partition).or_insert(raw.offset);
-            *entry = (*entry).max(raw.offset);
-        }
-        for (partition, offset) in &last {
-            // Fails only if the partition was revoked meanwhile; its new owner re-applies.
-            if let Err(error) = self.consumer.store_offset(&self.topic, *partition, *offset) {
-                tracing::warn!(%error, partition, offset, "could not store offset");
+    /// Moves the positions past an applied batch.
+    fn advance(&self, batch: &[Raw]) {
+        if let Ok(mut positions) = self.positions.lock() {
+            for (partition, next) in next_offsets(batch) {
+                positions.insert(partition, next);
             }
         }
-        let marks: Vec<(i32, i64)> = last.into_iter().map(|(p, o)| (p, o + 1)).collect();
-        if let Err(error) = progress::mark_applied(&mut self.redis, &self.progress_key, &marks).await {
-            // Only read-your-writes waits are affected; they time out and say so.
-            tracing::warn!(%error, "could not publish progress");
+    }
+
+    /// Closes the Kafka clients off the async threads, for at most [`CLOSE_TIMEOUT`]:
+    /// librdkafka's close may wait for an unreachable broker. Offsets live in the sink,
+    /// so giving up loses nothing.
+    async fn close(self) {
+        let Self { consumer, dead_letters, topic, .. } = self;
+        let closing = tokio::task::spawn_blocking(move || drop((consumer, dead_letters)));
+        if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+            tracing::warn!(%topic, "broker unreachable: stopped without closing the Kafka client");
         }
     }
 }
 
-/// The raw message a decoded record came from (its bytes are what is dead-lettered).
-fn raw_of<'a, T>(batch: &'a [Raw], record: &Record<T>) -> Option<&'a Raw> {
-    batch.iter().find(|r| r.partition == record.partition && r.offset == record.offset)
-}
-
-/// How applying records ended.
-enum Outcome {
-    Applied,
-    ShuttingDown,
-    Permanent(String),
+/// Per partition in `batch`, the offset after its last record.
+fn next_offsets(batch: &[Raw]) -> Vec<(i32, i64)> {
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    for raw in batch {
+        let entry = last.entry(raw.partition).or_insert(raw.offset);
+        *entry = (*entry).max(raw.offset);
+    }
+    last.into_iter().map(|(p, o)| (p, o + 1)).collect()
 }
 
 /// The parts of a Kafka message the loop keeps after releasing it.
@@ -385,5 +487,21 @@ impl<M: Message> From<&M> for Raw {
             event_id,
             dead_lettered: AtomicBool::new(false),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(partition: i32, offset: i64) -> Raw {
+        Raw { partition, offset, key: None, payload: Vec::new(), event_id: None, dead_lettered: AtomicBool::new(false) }
+    }
+
+    #[test]
+    fn next_offsets_are_one_past_each_partitions_last_record() {
+        let batch = [raw(1, 7), raw(0, 3), raw(1, 9), raw(0, 4)];
+        assert_eq!(next_offsets(&batch), vec![(0, 5), (1, 10)]);
+        assert!(next_offsets(&[]).is_empty());
     }
 }

@@ -81,6 +81,21 @@ pub fn parse_member(raw: &str) -> Option<Member<'_>> {
     Some(Member { event_id, json })
 }
 
+/// The version of a follow or unfollow event, compared as a string: newer events have
+/// greater versions (time in microseconds, zero-padded, then the event id).
+pub fn follow_version(time: DateTime<Utc>, event_id: &uuid::Uuid) -> String {
+    format!("{:020}|{event_id}", time.timestamp_micros().max(0))
+}
+
+/// Whether the feeds of a Redis whose generation key holds `generation` are complete:
+/// `false` while they are missing or being rebuilt.
+pub fn feeds_complete(generation: Option<&str>) -> bool {
+    generation.is_some_and(|g| !g.starts_with(REBUILDING))
+}
+
+/// The prefix of the generation key's value while a rebuild runs.
+pub const REBUILDING: &str = "rebuilding:";
+
 /// Names of the Redis keys, all under one configurable prefix.
 #[derive(Clone, Debug, Default)]
 pub struct Keys {
@@ -103,14 +118,48 @@ impl Keys {
         format!("{}{}", self.friends_prefix(), user_id)
     }
 
+    /// The prefix of all followers-set keys; the user id follows it.
+    pub fn followers_prefix(&self) -> String {
+        format!("{}followers:", self.prefix)
+    }
+
     /// Set: ids of the users following `user_id`.
     pub fn followers(&self, user_id: i64) -> String {
-        format!("{}followers:{}", self.prefix, user_id)
+        format!("{}{}", self.followers_prefix(), user_id)
+    }
+
+    /// The prefix of all authored-set keys; the user id follows it.
+    pub fn authored_prefix(&self) -> String {
+        format!("{}authored:", self.prefix)
     }
 
     /// Sorted set: the recent fanned-out entries by `user_id`, copied to a new follower.
     pub fn authored(&self, user_id: i64) -> String {
-        format!("{}authored:{}", self.prefix, user_id)
+        format!("{}{}", self.authored_prefix(), user_id)
+    }
+
+    /// The prefix of all follow-version keys; the followee's id follows it.
+    pub fn follow_versions_prefix(&self) -> String {
+        format!("{}follow-versions:", self.prefix)
+    }
+
+    /// Hash follower id → [`follow_version`] of the newest follow or unfollow of
+    /// `user_id` applied, so an older one applied later changes nothing.
+    pub fn follow_versions(&self, user_id: i64) -> String {
+        format!("{}{}", self.follow_versions_prefix(), user_id)
+    }
+
+    /// String: the generation of the feeds in this Redis, written by the rebuild that
+    /// made them. Absent means Redis lost them (restart without persistence, FLUSHALL,
+    /// failover to an empty replica) and they must be rebuilt; `rebuilding:<id>` means a
+    /// rebuild is under way.
+    pub fn generation(&self) -> String {
+        format!("{}fanout:generation", self.prefix)
+    }
+
+    /// String: the lease of the one process rebuilding the feeds.
+    pub fn rebuild_lock(&self) -> String {
+        format!("{}fanout:rebuild-lock", self.prefix)
     }
 
     /// Hash partition → next offset to apply, for one consumer group on one topic.
@@ -159,6 +208,15 @@ mod tests {
         let entry: FeedEntry = serde_json::from_str(parsed.json).unwrap();
         assert_eq!(entry.target_name.as_deref(), Some("eric"));
         assert_eq!(parse_member("garbage"), None);
+    }
+
+    #[test]
+    fn follow_versions_order_by_time_then_id() {
+        let (a, b) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        let t = |s| DateTime::from_timestamp(s, 0).unwrap();
+        assert!(follow_version(t(9), &b) < follow_version(t(10), &a));
+        assert!(follow_version(t(10), &a) < follow_version(t(10), &b));
+        assert!(follow_version(t(1_000_000_000), &a) > follow_version(t(999_999_999), &b));
     }
 
     #[test]

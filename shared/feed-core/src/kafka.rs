@@ -1,14 +1,14 @@
 //! Kafka clients, configured the same way everywhere.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
+use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A producer that never claims success for a record the brokers did not persist:
 /// idempotent, `acks=all`, and giving up after `delivery_timeout` so callers can answer
@@ -33,96 +33,83 @@ pub fn headers<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K,
     })
 }
 
-/// Watches a consumer's group membership, so a member that lost its partitions and was
-/// never given any back can be noticed. (Seen with tansu: after a session timeout on a
-/// saturated machine, the rejoining member waited forever; a new member joins at once.)
-/// It also turns librdkafka's statistics into the `feed_consumer_lag` gauge.
-#[derive(Default)]
-pub struct GroupContext {
+/// The offsets a consumer has applied, per partition (the next offset to apply), shared
+/// between its loop and its statistics callback.
+pub type Applied = std::sync::Arc<Mutex<HashMap<i32, i64>>>;
+
+/// Turns librdkafka's statistics into the `feed_consumer_lag` gauge: the partition's
+/// high watermark less the offset the sink has applied (not a Kafka commit, which this
+/// product does not use), so lag is 0 exactly when everything published is applied.
+pub struct LagContext {
     group: String,
-    revoked_since: Mutex<Option<Instant>>,
+    applied: Applied,
 }
 
-impl GroupContext {
-    /// How long the member has been between a revocation and the next assignment.
-    pub fn unassigned_for(&self) -> Option<Duration> {
-        self.revoked_since.lock().ok()?.map(|since| since.elapsed())
-    }
-}
-
-impl ClientContext for GroupContext {
+impl ClientContext for LagContext {
     fn stats(&self, statistics: rdkafka::Statistics) {
+        let Ok(applied) = self.applied.lock() else { return };
         for (topic, stats) in &statistics.topics {
             for (partition, p) in &stats.partitions {
-                // -1 is the internal UA partition, and lag is -1 until known.
-                if *partition >= 0 && p.consumer_lag >= 0 {
+                // Only partitions this consumer applies; -1 is librdkafka's internal one,
+                // and the high watermark is -1 until known.
+                let Some(next) = applied.get(partition) else { continue };
+                if p.hi_offset >= 0 {
                     metrics::gauge!(
                         "feed_consumer_lag",
                         "topic" => topic.clone(), "partition" => partition.to_string(), "group" => self.group.clone()
                     )
-                    .set(p.consumer_lag as f64);
+                    .set((p.hi_offset - next).max(0) as f64);
                 }
             }
         }
     }
 }
 
-impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let (Rebalance::Revoke(_), Ok(mut since)) = (rebalance, self.revoked_since.lock()) {
-            since.get_or_insert_with(Instant::now);
-        }
-    }
+impl ConsumerContext for LagContext {}
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let (Rebalance::Assign(_), Ok(mut since)) = (rebalance, self.revoked_since.lock()) {
-            *since = None;
-        }
-    }
-}
+/// A consumer of explicitly assigned partitions (see [`crate::config::Assignment`]).
+pub type AssignedConsumer = StreamConsumer<LagContext>;
 
-/// A group consumer with a [`GroupContext`].
-pub type GroupConsumer = StreamConsumer<GroupContext>;
-
-/// A group consumer that stores offsets only when told to (after the downstream write is
-/// durable) and auto-commits what was stored.
-pub fn consumer(brokers: &str, group: &str) -> anyhow::Result<GroupConsumer> {
+/// A consumer that joins no group: the caller assigns partitions at the offsets its sink
+/// stored, and nothing is ever committed to the broker. Without membership there is no
+/// session to time out and no rebalance, so a process killed and restarted resumes as
+/// soon as it has read its sink's offsets, on any broker. `group` labels metrics; it is
+/// also the client's `group.id`, which librdkafka wants even for assigned partitions
+/// (without `subscribe` nothing joins a group).
+pub fn assigned_consumer(brokers: &str, group: &str, fetch_wait: Duration, applied: Applied) -> anyhow::Result<AssignedConsumer> {
     let consumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        // A stored offset that no longer exists (retention deleted it) restarts at the
+        // oldest record still kept.
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        // Generous: on a saturated machine a slow heartbeat answer must not trigger a
-        // rebalance, which stalls a tansu group until the rebalance timeout (below).
-        .set("session.timeout.ms", "45000")
-        .set("heartbeat.interval.ms", "3000")
-        // Also the rebalance timeout: how long a rejoin may wait for lost members.
-        .set("max.poll.interval.ms", "60000")
-        // How long the broker may hold a fetch open waiting for data. tansu answers
-        // a fetch only when this expires, so it bounds the pipeline's latency.
-        .set("fetch.wait.max.ms", fetch_wait_ms().to_string())
+        .set("fetch.wait.max.ms", fetch_wait.as_millis().to_string())
+        // Bounds what is prefetched while a sink is down and the loop does not read.
+        .set("queued.max.messages.kbytes", "16384")
+        .set("socket.connection.setup.timeout.ms", "3000")
         .set("statistics.interval.ms", "5000")
-        .create_with_context(GroupContext { group: group.to_string(), ..GroupContext::default() })?;
+        .create_with_context(LagContext { group: group.to_string(), applied })?;
     Ok(consumer)
 }
 
-/// `KAFKA_FETCH_WAIT_MS` (default 10).
-fn fetch_wait_ms() -> u64 {
-    crate::config::env_or("KAFKA_FETCH_WAIT_MS", 10).unwrap_or(10)
-}
-
-/// Creates `topics` with `partitions` partitions each; existing topics are left alone.
-pub async fn create_topics(brokers: &str, topics: &[&str], partitions: i32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+/// Creates `topics` with `partitions` partitions each, and each one's dead-letter topic
+/// with one, all replicated `replication` times; existing topics are left alone, so every
+/// service can call it at start.
+pub async fn ensure_topics(brokers: &str, topics: &[&str], partitions: i32, replication: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("socket.connection.setup.timeout.ms", "3000")
+        .create()?;
+    let dead_letters: Vec<String> = topics.iter().map(|t| crate::consumer::dead_letter_topic(t)).collect();
     let new_topics: Vec<NewTopic> = topics
         .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
+        .chain(dead_letters.iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(replication))))
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5))).request_timeout(Some(Duration::from_secs(5)));
     for result in admin.create_topics(&new_topics, &options).await? {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -130,4 +117,26 @@ pub async fn create_topics(brokers: &str, topics: &[&str], partitions: i32) -> a
         }
     }
     Ok(())
+}
+
+/// The partition numbers of `topic`, as the broker's metadata has them.
+pub fn partitions<C: ConsumerContext, K: Consumer<C>>(consumer: &K, topic: &str, timeout: Duration) -> anyhow::Result<Vec<i32>> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let found = metadata.topics().first().ok_or_else(|| anyhow::anyhow!("no metadata for topic {topic}"))?;
+    if let Some(error) = found.error() {
+        anyhow::bail!("topic {topic}: {:?}", RDKafkaErrorCode::from(error));
+    }
+    let mut partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+    partitions.sort_unstable();
+    Ok(partitions)
+}
+
+/// Per partition of `topic`, the offset the next record will get (the high watermark).
+/// Blocks: call it from a blocking thread.
+pub fn high_watermarks(brokers: &str, topic: &str, timeout: Duration) -> anyhow::Result<HashMap<i32, i64>> {
+    let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    partitions(&client, topic, timeout)?
+        .into_iter()
+        .map(|p| Ok((p, client.fetch_watermarks(topic, p, timeout)?.1)))
+        .collect()
 }

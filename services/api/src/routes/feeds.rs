@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use feed_core::event::ObjectKind;
-use feed_core::feed::{format_time, parse_member, FeedEntry};
+use feed_core::feed::{feeds_complete, format_time, parse_member, FeedEntry};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -175,7 +175,8 @@ async fn my_feed(
 /// Posts, likes and shares of the users the caller follows: one Redis read.
 #[utoipa::path(get, path = "/feed/friends", tag = "feed", security(("app_key" = [])), params(PageQuery),
     responses(
-        (status = 200, body = FriendsFeed, description = "A page of the feed"),
+        (status = 200, body = FriendsFeed, description = "A page of the feed",
+            headers(("X-Feed-Rebuilding" = String, description = "`true` while the feeds are being rebuilt (Redis lost them): the page may be incomplete"))),
         (status = 400, body = ErrorBody, description = "`Bad Request`, `Cursor is not valid`, `Limit must be between 1 and 200`"),
         (status = 503, body = ErrorBody, description = "Redis is unavailable"),
     ))]
@@ -190,10 +191,20 @@ async fn friends_feed(
     let wanted = page.limit + 1;
     // Entries strictly after the cursor: a lower score, or the same score and a smaller
     // event id (Redis orders equal scores by member, and members start with the id).
+    // The generation tells whether the feeds are complete (see the fan-out's rebuild).
+    let generation_key = state.keys.generation();
+    let generation: Option<String>;
     let mut raw: Vec<(String, i64)> = Vec::with_capacity(wanted);
     match page.after {
-        None => raw = conn.zrevrange_withscores(&key, 0, wanted as isize - 1).await?,
+        None => {
+            (generation, raw) = redis::pipe()
+                .get(&generation_key)
+                .zrevrange_withscores(&key, 0, wanted as isize - 1)
+                .query_async(&mut *conn)
+                .await?;
+        }
         Some(cursor) => {
+            generation = conn.get(&generation_key).await?;
             let cursor_id = cursor.event_id.to_string();
             let mut offset = 0;
             loop {
@@ -225,7 +236,11 @@ async fn friends_feed(
     metrics::counter!("feed_feed_reads_total", "feed" => "friends").increment(1);
     // The entries are already JSON: written out as they are, never re-parsed into values.
     let json = serde_json::to_string(&body).map_err(|_| ApiError::unavailable("Feed store unavailable"))?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], json).into_response();
+    if !feeds_complete(generation.as_deref()) {
+        response.headers_mut().insert(crate::REBUILDING_HEADER, axum::http::HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 #[cfg(test)]

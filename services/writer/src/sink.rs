@@ -1,0 +1,103 @@
+//! The writer's [`Sink`]: one transaction per batch that locks the consumer's offsets,
+//! writes the rows through a [`Table`], and stores the next offsets. Once it commits,
+//! the progress marks the API's read-your-writes waits on are raised in Redis.
+
+use crate::offsets;
+use feed_core::consumer::{Record, Sink, Stored};
+use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::HashMap;
+use std::future::Future;
+
+/// A transaction on the writer's database.
+pub type Tx<'a> = Transaction<'a, Postgres>;
+
+/// What one stream's records become in PostgreSQL.
+pub trait Table<T>: Send {
+    /// The table family, for metrics (`feed_writer_rows_total{table}`).
+    const NAME: &'static str;
+
+    /// Work that must happen outside the batch's transaction (creating native
+    /// partitions); idempotent.
+    fn prepare(&mut self, pool: &PgPool, records: &[&T]) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Writes the rows of `records` in `tx`, idempotently; the number of records written.
+    fn write(&mut self, tx: &mut Tx<'_>, records: &[&T]) -> impl Future<Output = anyhow::Result<u64>> + Send;
+}
+
+/// Applies batches of one topic to PostgreSQL through `table`.
+pub struct PgSink<W> {
+    pool: PgPool,
+    consumer: String,
+    topic: String,
+    table: W,
+    redis: redis::aio::ConnectionManager,
+    progress_key: String,
+}
+
+impl<W> PgSink<W> {
+    /// A sink for `consumer` (the writer's group name on `topic`), publishing progress
+    /// under `progress_key`.
+    pub fn new(pool: PgPool, consumer: &str, topic: &str, table: W, redis: redis::aio::ConnectionManager, progress_key: String) -> Self {
+        Self { pool, consumer: consumer.to_string(), topic: topic.to_string(), table, redis, progress_key }
+    }
+}
+
+impl<T: Sync, W: Table<T>> Sink<T> for PgSink<W> {
+    async fn resume_from(&mut self, partitions: &[i32]) -> anyhow::Result<HashMap<i32, i64>> {
+        Ok(offsets::load(&self.pool, &self.consumer, &self.topic, partitions).await?)
+    }
+
+    async fn apply(&mut self, records: &[Record<T>], next: &[(i32, i64)]) -> anyhow::Result<Stored> {
+        let partitions: Vec<i32> = next.iter().map(|(p, _)| *p).collect();
+        let rows: Vec<&T> = records.iter().map(|r| &r.event).collect();
+        self.table.prepare(&self.pool, &rows).await?;
+        let mut tx = self.pool.begin().await?;
+        let stored = offsets::lock(&mut tx, &self.consumer, &self.topic, &partitions).await?;
+        if moved(&stored, records, next) {
+            tracing::warn!(consumer = %self.consumer, topic = %self.topic, ?stored, "another writer applied these partitions further");
+            return Ok(Stored::Moved);
+        }
+        let written = if rows.is_empty() { 0 } else { self.table.write(&mut tx, &rows).await? };
+        offsets::store(&mut *tx, &self.consumer, &self.topic, next, true).await?;
+        tx.commit().await?;
+        metrics::counter!("feed_writer_rows_total", "table" => W::NAME).increment(written);
+        if let Err(error) = feed_core::progress::mark_applied(&mut self.redis, &self.progress_key, next).await {
+            // Only read-your-writes waits are affected; they time out and say so.
+            tracing::warn!(%error, "could not publish progress");
+        }
+        Ok(Stored::Applied)
+    }
+
+    fn is_permanent(&self, error: &anyhow::Error) -> bool {
+        crate::is_permanent(error)
+    }
+}
+
+/// Whether the stored offsets are past where this batch starts on some partition: then
+/// someone else applied records this consumer was about to apply.
+fn moved<T>(stored: &HashMap<i32, i64>, records: &[Record<T>], next: &[(i32, i64)]) -> bool {
+    next.iter().any(|(partition, next)| {
+        let from = records.iter().filter(|r| r.partition == *partition).map(|r| r.offset).min().unwrap_or(*next);
+        stored.get(partition).is_some_and(|s| *s > from)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(partition: i32, offset: i64) -> Record<()> {
+        Record { partition, offset, event: () }
+    }
+
+    #[test]
+    fn a_batch_starting_at_or_past_the_stored_offset_has_not_moved() {
+        let stored: HashMap<i32, i64> = [(0, 5), (1, 0)].into_iter().collect();
+        assert!(!moved(&stored, &[record(0, 5), record(0, 6)], &[(0, 7)]));
+        assert!(!moved(&stored, &[record(0, 9)], &[(0, 10)]), "a gap (dead letters, compaction) is fine");
+        assert!(moved(&stored, &[record(0, 4), record(0, 5)], &[(0, 6)]));
+        assert!(!moved::<()>(&stored, &[], &[(0, 5)]));
+        assert!(moved::<()>(&stored, &[], &[(0, 4)]));
+        assert!(!moved(&HashMap::new(), &[record(2, 0)], &[(2, 1)]));
+    }
+}
