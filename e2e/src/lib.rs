@@ -1,5 +1,7 @@
-//! Test harness: runs the real services (API, writer, fan-out) in-process against a
-//! real Kafka-protocol broker, PostgreSQL and Redis.
+//! Test harness: runs the real services (API, writer, fan-out) against a real
+//! Kafka-protocol broker, PostgreSQL and Redis — in-process, or for crash tests the
+//! writer and fan-out as child processes of their built binaries ([`ServiceProcess`]),
+//! killed with SIGKILL.
 //!
 //! Where those live: `DATABASE_URL` (any database on the server; each stack creates its
 //! own), `REDIS_URL` and `KAFKA_BROKERS` when set (`scripts/test.sh` sets them);
@@ -13,14 +15,13 @@
 //! prefix, so tests run in parallel.
 
 pub mod contract;
+pub mod daemons;
 
-use feed_core::config::CommonConfig;
+use feed_core::config::{CommonConfig, ConsumerConfig};
 use feed_core::consumer::BatchSettings;
 use feed_core::event::UserRef;
 use feed_core::feed::Keys;
 use feed_core::shutdown::Shutdown;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -141,6 +142,17 @@ pub struct StackOptions {
     pub publish_timeout: Duration,
     /// Points the API (only) at other brokers, e.g. an unreachable address.
     pub api_brokers: Option<String>,
+    /// Other backing services than [`infra`]'s (e.g. a [`daemons`] one a test crashes):
+    /// brokers, a PostgreSQL URL (the stack's database is created on it), a Redis URL.
+    pub brokers: Option<String>,
+    /// See `brokers`.
+    pub postgres_url: Option<String>,
+    /// See `brokers`.
+    pub redis_url: Option<String>,
+    /// Start a writer and a fan-out in-process (crash tests start processes instead).
+    pub in_process_consumers: bool,
+    /// The fan-out's `FEED_MAX_LEN`.
+    pub feed_max_len: usize,
 }
 
 impl Default for StackOptions {
@@ -151,6 +163,11 @@ impl Default for StackOptions {
             read_your_writes_timeout: Duration::from_secs(10),
             publish_timeout: Duration::from_secs(5),
             api_brokers: None,
+            brokers: None,
+            postgres_url: None,
+            redis_url: None,
+            in_process_consumers: true,
+            feed_max_len: 800,
         }
     }
 }
@@ -168,11 +185,72 @@ impl Running {
         self.handle.await.expect("service task").expect("service stopped cleanly");
     }
 
-    /// Abrupt stop, as a crash: the task is dropped wherever it is.
-    pub async fn kill(self) {
-        self.handle.abort();
-        let _ = self.handle.await;
+}
+
+/// A writer or fan-out running as a child process of its built binary, configured by
+/// environment variables as in production, so a test can SIGKILL it.
+pub struct ServiceProcess {
+    binary: std::path::PathBuf,
+    env: Vec<(String, String)>,
+    log: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl ServiceProcess {
+    /// Starts `binary` (`writer` or `fanout`) with `env` on top of this process's
+    /// environment; its output goes to `target/e2e-logs/`.
+    pub fn start(binary: &str, env: Vec<(String, String)>) -> Self {
+        let binary = service_binary(binary);
+        let logs = binary.parent().expect("binaries live in a directory").join("e2e-logs");
+        std::fs::create_dir_all(&logs).expect("create target/e2e-logs");
+        let name = binary.file_name().and_then(|n| n.to_str()).unwrap_or("service");
+        let log = logs.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
+        let mut process = Self { binary, env, log, child: None };
+        process.restart();
+        process
     }
+
+    /// SIGKILL, wherever it is: no batch finished, no client closed.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again with the same settings.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("service log");
+        let child = std::process::Command::new(&self.binary)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(log.try_clone().expect("service log"))
+            .stderr(log)
+            .spawn()
+            .expect("start the service binary");
+        self.child = Some(child);
+    }
+
+    /// Where its output goes, for a failing test to point at.
+    pub fn log(&self) -> &std::path::Path {
+        &self.log
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The path of a service binary built beside the running one: a test binary lives in
+/// `target/<profile>/deps/`, a tool in `target/<profile>/`.
+fn service_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the running binary's path");
+    let dirs: Vec<&std::path::Path> = exe.ancestors().skip(1).take(2).collect();
+    dirs.iter().map(|dir| dir.join(name)).find(|path| path.exists()).unwrap_or_else(|| {
+        panic!("no {name} binary beside {}: build the services first (`cargo build --bins`; scripts/test.sh does)", exe.display())
+    })
 }
 
 /// One isolated installation: database, topic, groups, key prefix, and the three services.
@@ -197,6 +275,8 @@ pub struct Stack {
     pub writer: Option<Running>,
     /// The fan-out.
     pub fanout: Option<Running>,
+    /// The fan-out's `FEED_MAX_LEN`.
+    pub feed_max_len: usize,
 }
 
 impl Stack {
@@ -209,33 +289,39 @@ impl Stack {
     pub async fn start_with(options: StackOptions) -> Self {
         feed_core::telemetry::init();
         let infra = infra();
+        let postgres_url = options.postgres_url.clone().unwrap_or_else(|| infra.postgres_url.clone());
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let database = format!("feed_test_{id}");
-        let admin = PgPool::connect(&infra.postgres_url).await.expect("connect to PostgreSQL");
+        let admin = PgPool::connect(&postgres_url).await.expect("connect to PostgreSQL");
         sqlx::query(&format!("CREATE DATABASE {database}")).execute(&admin).await.expect("create test database");
         admin.close().await;
         let common = CommonConfig {
-            database_url: with_database(&infra.postgres_url, &database),
-            redis_url: infra.redis_url.clone(),
+            database_url: with_database(&postgres_url, &database),
+            redis_url: options.redis_url.clone().unwrap_or_else(|| infra.redis_url.clone()),
             redis_key_prefix: format!("test:{id}:"),
-            kafka_brokers: infra.brokers.clone(),
+            kafka_brokers: options.brokers.clone().unwrap_or_else(|| infra.brokers.clone()),
             feed_topic: format!("feed-{id}"),
             events_topic: format!("events-{id}"),
             analytics_topic: format!("analytics-{id}"),
             writer_group: format!("writer-{id}"),
             fanout_group: format!("fanout-{id}"),
             run_migrations: true,
+            topic_partitions: options.partitions,
+            topic_replication: 1,
         };
-        let topics = [common.feed_topic.as_str(), &common.events_topic, &common.analytics_topic];
-        feed_core::kafka::create_topics(&common.kafka_brokers, &topics, options.partitions)
-            .await
-            .expect("create topic");
+        common.ensure_topics().await.expect("create topics");
         let db = feed_core::db::connect(&common.database_url, 4).await.expect("connect test database");
         feed_core::db::migrate(&db).await.expect("migrate");
         let redis = feed_core::redis_pool::manager(&common.redis_url).await.expect("connect Redis");
 
-        let writer = Some(spawn_writer(&common, &common.writer_group).await);
-        let fanout = Some(spawn_fanout(&common, &common.fanout_group).await);
+        let (writer, fanout) = if options.in_process_consumers {
+            (
+                Some(spawn_writer(&common, &common.writer_group).await),
+                Some(spawn_fanout(&common, &common.fanout_group, options.feed_max_len).await),
+            )
+        } else {
+            (None, None)
+        };
 
         let mut api_common = common.clone();
         if let Some(brokers) = &options.api_brokers {
@@ -268,7 +354,26 @@ impl Stack {
             api: Some(Running { shutdown, handle }),
             writer,
             fanout,
+            feed_max_len: options.feed_max_len,
         }
+    }
+
+    /// Starts the built `writer` or `fanout` binary as a child process on this stack's
+    /// stores, topics and groups (migrations already ran).
+    pub fn start_process(&self, binary: &str) -> ServiceProcess {
+        let mut common = self.common.clone();
+        common.run_migrations = false;
+        let mut env: Vec<(String, String)> = common.to_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        for (k, v) in [
+            ("METRICS_ADDR", "127.0.0.1:0".to_string()),
+            ("FEED_MAX_LEN", self.feed_max_len.to_string()),
+            ("WRITER_BATCH_SIZE", "200".to_string()),
+            ("FANOUT_BATCH_SIZE", "200".to_string()),
+            ("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string())),
+        ] {
+            env.push((k.to_string(), v));
+        }
+        ServiceProcess::start(binary, env)
     }
 
     /// Starts a writer in `group` (the stack's own group when it is the same name).
@@ -278,7 +383,7 @@ impl Stack {
 
     /// Starts a fan-out in `group`.
     pub async fn spawn_fanout(&self, group: &str) -> Running {
-        spawn_fanout(&self.common, group).await
+        spawn_fanout(&self.common, group, self.feed_max_len).await
     }
 
     /// Creates a user the way the API does and returns it with its key.
@@ -356,23 +461,11 @@ impl Stack {
 
     /// Per partition of `topic`, the offset the next record will get.
     pub async fn topic_watermarks(&self, topic: &str) -> HashMap<i32, i64> {
-        let brokers = self.common.kafka_brokers.clone();
-        let topic = topic.to_string();
-        tokio::task::spawn_blocking(move || {
-            let consumer: BaseConsumer =
-                ClientConfig::new().set("bootstrap.servers", &brokers).create().expect("metadata client");
-            let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)).expect("topic metadata");
-            let partitions: Vec<i32> = metadata.topics()[0].partitions().iter().map(|p| p.id()).collect();
-            partitions
-                .into_iter()
-                .map(|p| {
-                    let (_, high) = consumer.fetch_watermarks(&topic, p, Duration::from_secs(10)).expect("watermarks");
-                    (p, high)
-                })
-                .collect()
-        })
-        .await
-        .expect("watermark task")
+        let (brokers, topic) = (self.common.kafka_brokers.clone(), topic.to_string());
+        tokio::task::spawn_blocking(move || feed_core::kafka::high_watermarks(&brokers, &topic, Duration::from_secs(10)))
+            .await
+            .expect("watermark task")
+            .expect("watermarks")
     }
 
     /// How many records the feed topic holds.
@@ -440,16 +533,17 @@ fn settings() -> BatchSettings {
 async fn spawn_writer(common: &CommonConfig, group: &str) -> Running {
     let mut common = common.clone();
     common.writer_group = group.to_string();
-    let app = writer::Application::build(writer::Config { common, batch: settings() }).await.expect("build writer");
+    let config = writer::Config { common, consumer: ConsumerConfig::default(), batch: settings(), db_pool_size: 6 };
+    let app = writer::Application::build(config).await.expect("build writer");
     let shutdown = Shutdown::new();
     let handle = tokio::spawn(app.run(shutdown.clone()));
     Running { shutdown, handle }
 }
 
-async fn spawn_fanout(common: &CommonConfig, group: &str) -> Running {
+async fn spawn_fanout(common: &CommonConfig, group: &str, feed_max_len: usize) -> Running {
     let mut common = common.clone();
     common.fanout_group = group.to_string();
-    let config = fanout::Config { common, batch: settings(), feed_max_len: 800 };
+    let config = fanout::Config { common, consumer: ConsumerConfig::default(), batch: settings(), feed_max_len };
     let app = fanout::Application::build(config).await.expect("build fan-out");
     let shutdown = Shutdown::new();
     let handle = tokio::spawn(app.run(shutdown.clone()));

@@ -94,8 +94,10 @@ async fn counts_per_hour_are_exact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn counts_survive_a_writer_restart_and_a_full_replay() {
-    let mut stack = stack().await;
+async fn counts_survive_a_writer_crash_and_a_full_replay() {
+    let options = StackOptions { demo_users: false, in_process_consumers: false, ..StackOptions::default() };
+    let stack = Stack::start_with(options).await;
+    let mut writer = stack.start_process("writer");
     let hour = current_hour_ms();
     for i in 0..30 {
         let event = if i % 3 == 0 { "impression" } else { "click" };
@@ -106,10 +108,9 @@ async fn counts_survive_a_writer_restart_and_a_full_replay() {
     assert_eq!(before.0, expected(7, 20, 10));
     assert_eq!(before.1, expected(1, 1, 0));
 
-    // Crash and restart the writer: whatever it re-reads does not count twice.
-    stack.writer.take().unwrap().kill().await;
-    let group = stack.common.writer_group.clone();
-    stack.writer = Some(stack.spawn_writer(&group).await);
+    // SIGKILL and restart the writer: whatever it re-reads does not count twice.
+    writer.kill();
+    writer.restart();
     hit(&stack, hour + 100, "user0", "click").await;
     assert_eq!(counts(&stack, hour).await, expected(7, 21, 10));
 

@@ -1,9 +1,10 @@
 //! The operator's tools (feedctl's functions) against the real stack.
 
+use admin::{ReplayStart, Role, Stores};
 use e2e::Stack;
+use fanout::rebuild::{Rebuilder, Scope};
 use reqwest::StatusCode;
 use serde_json::json;
-use std::time::Duration;
 
 const KEYS: [&str; 3] = ["abc123", "abc124", "abc125"];
 
@@ -56,10 +57,11 @@ async fn rebuilding_wiped_feeds_from_the_hypertable_gives_what_fan_out_produced(
     assert!(wiped > 0);
     assert!(snapshot(&stack).await.iter().all(|(_, m)| m.is_empty()));
 
-    let mut rebuilder = fanout::rebuild::Rebuilder::new(stack.db.clone(), stack.redis.clone(), stack.keys.clone(), 800);
-    for id in rebuilder.user_ids().await.unwrap() {
-        rebuilder.rebuild_user(id).await.unwrap();
-    }
+    let mut rebuilder = Rebuilder::new(stack.db.clone(), stack.redis.clone(), &stack.common, 800);
+    let mut reported = (0, 0);
+    let generation = rebuilder.rebuild(Scope::All, |done, total| reported = (done, total)).await.unwrap();
+    assert!(generation.is_some(), "no other rebuild was running");
+    assert_eq!(reported, (3, 3));
     assert_eq!(snapshot(&stack).await, before);
     // And the API serves the rebuilt feed.
     let feed = stack.whole_feed("/feed/friends", "abc123").await;
@@ -74,46 +76,33 @@ async fn lag_and_replay_from_an_offset_or_a_time() {
         assert_eq!(stack.post("/post", "abc123", json!({"type": "post", "content": format!("{j}")})).await.0, StatusCode::OK);
     }
     stack.wait_applied(&stack.common.writer_group).await;
-    let (brokers, topic, group) =
-        (stack.common.kafka_brokers.clone(), stack.common.feed_topic.clone(), stack.common.writer_group.clone());
+    let (topic, group) = (stack.common.feed_topic.clone(), stack.common.writer_group.clone());
+    let stores = Stores::connect(&stack.common).await.unwrap();
 
-    // Offsets are auto-committed every second; the lag reaches zero.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (b, t, g) = (brokers.clone(), topic.clone(), group.clone());
-        let lags = tokio::task::spawn_blocking(move || admin::lag(&b, &g, &t)).await.unwrap().unwrap();
-        assert_eq!(lags.len(), 3);
-        assert_eq!(lags.iter().map(|l| l.high).sum::<i64>(), stack.published().await);
-        if lags.iter().all(|l| l.lag == 0) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "lag never reached zero: {lags:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // The writer stores its offsets with its rows: once applied, the lag is zero.
+    let lags = admin::lag(&stores, Role::Writer, &group, &topic).await.unwrap();
+    assert_eq!(lags.len(), 3);
+    assert_eq!(lags.iter().map(|l| l.high).sum::<i64>(), stack.published().await);
+    assert!(lags.iter().all(|l| l.lag == 0 && l.applied.unwrap_or(0) == l.high), "{lags:?}");
+    let fanout_lags = admin::lag(&stores, Role::Fanout, &stack.common.fanout_group, &topic).await.unwrap();
+    assert!(fanout_lags.iter().all(|l| l.lag == 0), "{fanout_lags:?}");
+    // A consumer that never ran lags by everything.
+    let never = admin::lag(&stores, Role::Writer, "never-ran", &topic).await.unwrap();
+    assert_eq!(never.iter().map(|l| l.lag).sum::<i64>(), stack.published().await);
 
     // From a time before everything: each partition's first offset. (For a time after
     // the last record Kafka answers "end"; tansu answers 0, so that case is not tested.)
-    let (b, t) = (brokers.clone(), topic.clone());
     let before = chrono::Utc::now() - chrono::Duration::hours(1);
-    let from_time = tokio::task::spawn_blocking(move || admin::prepare_replay(&b, "replay-time", &t, admin::From::Time(before)))
-        .await
-        .unwrap()
-        .unwrap();
+    let from_time = admin::prepare_replay(&stores, Role::Writer, "replay-time", &topic, ReplayStart::Time(before)).await.unwrap();
     assert!(from_time.iter().all(|(_, o)| *o == 0), "{from_time:?}");
+    assert_eq!(stores.applied(Role::Writer, "replay-time", &topic).await.unwrap(), from_time.iter().copied().collect());
     // An offset past a partition's end is clamped to it.
     let high = stack.high_watermarks().await;
-    let (b, t) = (brokers.clone(), topic.clone());
-    let clamped = tokio::task::spawn_blocking(move || admin::prepare_replay(&b, "replay-far", &t, admin::From::Offset(1_000)))
-        .await
-        .unwrap()
-        .unwrap();
+    let clamped = admin::prepare_replay(&stores, Role::Fanout, "replay-far", &topic, ReplayStart::Offset(1_000)).await.unwrap();
     assert!(clamped.iter().all(|(p, o)| high[p] == *o), "{clamped:?} vs {high:?}");
+    assert_eq!(stores.applied(Role::Fanout, "replay-far", &topic).await.unwrap(), clamped.iter().copied().collect());
 
-    let (b, t) = (brokers.clone(), topic.clone());
-    let from_start = tokio::task::spawn_blocking(move || admin::prepare_replay(&b, "replay-all", &t, admin::From::Offset(0)))
-        .await
-        .unwrap()
-        .unwrap();
+    let from_start = admin::prepare_replay(&stores, Role::Writer, "replay-all", &topic, ReplayStart::Offset(0)).await.unwrap();
     assert!(from_start.iter().all(|(_, o)| *o == 0));
     let rows_before: i64 = sqlx::query_scalar("SELECT count(*) FROM activities").fetch_one(&stack.db).await.unwrap();
     let replay = stack.spawn_writer("replay-all").await;
@@ -149,11 +138,8 @@ async fn rotating_a_key_replaces_it_and_survives_replay() {
     assert_eq!(stack.published().await, published, "nothing published for an unknown user");
 
     // Replaying every rotation (older ones included) leaves the newest key in place.
-    let (b, t) = (stack.common.kafka_brokers.clone(), stack.common.feed_topic.clone());
-    tokio::task::spawn_blocking(move || admin::prepare_replay(&b, "replay-keys", &t, admin::From::Offset(0)))
-        .await
-        .unwrap()
-        .unwrap();
+    let stores = Stores::connect(&stack.common).await.unwrap();
+    admin::prepare_replay(&stores, Role::Writer, "replay-keys", &stack.common.feed_topic, ReplayStart::Offset(0)).await.unwrap();
     let replay = stack.spawn_writer("replay-keys").await;
     stack.wait_applied("replay-keys").await;
     replay.stop().await;
