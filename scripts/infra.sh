@@ -88,10 +88,3 @@ stop_tansu() {
     local dir=$1
     if [ -f "$dir/tansu.pid" ]; then kill "$(cat "$dir/tansu.pid")" 2>/dev/null || true; rm -f "$dir/tansu.pid"; fi
 }
-
-# create_topic PORT NAME PARTITIONS (no-op when it exists)
-create_topic() {
-    local port=$1 name=$2 partitions=$3
-    if tansu topic list --broker "tcp://127.0.0.1:$port" 2>/dev/null | grep -qw "$name"; then return; fi
-    tansu topic create --broker "tcp://127.0.0.1:$port" --partitions "$partitions" "$name" >/dev/null
-}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against real services: makes sure PostgreSQL and Redis run
 # and tansu is installed, starts a throw-away tansu broker for the run, then runs
-# `cargo test` over the workspace. Arguments, if any, replace `--workspace` (e.g.
+# `cargo test` over the workspace and the smoke test of `scripts/dev-up.sh`
+# (`scripts/smoke.py`). Arguments, if any, replace `--workspace` (e.g.
 # `-p e2e --test pipeline`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,4 +30,10 @@ if [ $# -eq 0 ]; then
     bash scripts/check-deploy.sh
     set -- --workspace
 fi
+# The crash tests run the writer and fan-out binaries as child processes.
+cargo build --bins
 cargo test "$@"
+if [ "$1" = --workspace ]; then
+    # The README's main command, from nothing, with every documented route.
+    python3 scripts/smoke.py
+fi
