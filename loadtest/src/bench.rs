@@ -4,7 +4,7 @@
 use crate::load::{closed_loop, open_loop, open_loop_timed, Measured};
 use crate::seed::{bar, key_for, Seeder};
 use feed_core::config::CommonConfig;
-use feed_core::consumer::{BatchHandler, Record};
+use feed_core::consumer::{Record, Sink};
 use feed_core::event::{Event, EventType, ObjectKind, ObjectRef, UserRef};
 use feed_core::feed::Keys;
 use serde::Serialize;
@@ -237,7 +237,7 @@ pub async fn run(config: &BenchConfig) -> anyhow::Result<Report> {
 
     // How cost grows.
     let fanout_cost_ms = fanout_cost(config, &seeder, &http, &mut redis, &keys).await?;
-    let writer_by_batch = writer_by_batch(&seeder, config.rows).await?;
+    let writer_by_batch = writer_by_batch(&seeder, &redis, config.rows).await?;
 
     let ratio = |stage: &str, rate: f64, ceiling: f64, name: &str, goal: f64| Ratio {
         stage: stage.to_string(),
@@ -374,7 +374,7 @@ async fn raw_copy(seeder: &Seeder, rows: usize) -> anyhow::Result<f64> {
 /// Feed-event-sized records produced with acks=all to a scratch topic, records/s.
 async fn raw_produce(common: &CommonConfig, rows: usize) -> anyhow::Result<f64> {
     let topic = format!("{}-bench-raw", common.feed_topic);
-    feed_core::kafka::create_topics(&common.kafka_brokers, &[&topic], 3).await?;
+    feed_core::kafka::ensure_topics(&common.kafka_brokers, &[&topic], 3, common.topic_replication).await?;
     let mut scratch = common.clone();
     scratch.feed_topic = topic;
     let seeder = Seeder::connect(&scratch).await?;
@@ -449,9 +449,12 @@ async fn fanout_cost(
     Ok(out)
 }
 
-/// The writer's own batch handler on batches of growing size, rows/s.
-async fn writer_by_batch(seeder: &Seeder, rows: usize) -> anyhow::Result<Vec<(usize, f64)>> {
-    let mut writer = writer::feed::FeedWriter::new(seeder.db.clone());
+/// The writer's own sink (rows and offsets in one transaction) on batches of growing
+/// size, rows/s. Offsets go under a scratch consumer name, removed afterwards.
+async fn writer_by_batch(seeder: &Seeder, redis: &redis::aio::ConnectionManager, rows: usize) -> anyhow::Result<Vec<(usize, f64)>> {
+    const SCRATCH: &str = "bench-writer-by-batch";
+    let table = writer::feed::FeedTable::default();
+    let mut writer = writer::sink::PgSink::new(seeder.db.clone(), SCRATCH, SCRATCH, table, redis.clone(), format!("{SCRATCH}:progress"));
     let user = UserRef { id: -2, name: "bench_batch".into() };
     let mut out = Vec::new();
     for batch in [1usize, 10, 100, 1000] {
@@ -465,8 +468,11 @@ async fn writer_by_batch(seeder: &Seeder, rows: usize) -> anyhow::Result<Vec<(us
             .collect();
         let t = Instant::now();
         for chunk in records.chunks(batch) {
-            writer.apply(chunk).await?;
+            let next = chunk.last().map(|r| vec![(0, r.offset + 1)]).unwrap_or_default();
+            writer.apply(chunk, &next).await?;
         }
+        sqlx::query("DELETE FROM consumer_offsets WHERE consumer = $1").bind(SCRATCH).execute(&seeder.db).await?;
+        redis::cmd("DEL").arg(format!("{SCRATCH}:progress")).query_async::<()>(&mut redis.clone()).await?;
         out.push((batch, total as f64 / t.elapsed().as_secs_f64()));
         sqlx::query("DELETE FROM activities WHERE actor_id = -2").execute(&seeder.db).await?;
         sqlx::query("DELETE FROM objects WHERE owner_id = -2").execute(&seeder.db).await?;

@@ -146,18 +146,7 @@ pub async fn high_watermarks(brokers: &str, topic: &str) -> anyhow::Result<std::
 
 async fn fetch_watermarks(brokers: &str, topic: &str) -> anyhow::Result<std::collections::HashMap<i32, i64>> {
     let (brokers, topic) = (brokers.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || {
-        use rdkafka::consumer::{BaseConsumer, Consumer};
-        let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).create()?;
-        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
-        let mut out = std::collections::HashMap::new();
-        for partition in metadata.topics()[0].partitions() {
-            let (_, high) = consumer.fetch_watermarks(&topic, partition.id(), Duration::from_secs(10))?;
-            out.insert(partition.id(), high);
-        }
-        Ok(out)
-    })
-    .await?
+    tokio::task::spawn_blocking(move || feed_core::kafka::high_watermarks(&brokers, &topic, Duration::from_secs(10))).await?
 }
 
 /// A progress bar with a rate. When stderr is not a terminal (CI, `nohup`), where a bar
