@@ -4,7 +4,8 @@
 //! load stops, every acknowledged post is stored exactly once in PostgreSQL and is in
 //! every follower's friends feed exactly once, with nobody's help.
 
-use e2e::{daemons, ServiceProcess, Stack, StackOptions};
+use e2e::daemons::{self, Crash};
+use e2e::{ServiceProcess, Stack, StackOptions};
 use feed_core::feed::parse_member;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -195,15 +196,15 @@ async fn sigkilled_consumers_lose_and_double_nothing() {
     check_exactly_once(&stack, &posted).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_killed_mid_load_loses_and_doubles_nothing() {
-    let mut broker = daemons::Broker::start();
-    let (stack, writer, fanout) = start(StackOptions { brokers: Some(broker.address()), ..StackOptions::default() }).await;
+/// Crashes `service` two seconds into the load, restarts it `outage` later, lets the
+/// load go on two more seconds, then checks.
+async fn survive_an_outage(service: &mut impl Crash, options: StackOptions, outage: Duration) {
+    let (stack, writer, fanout) = start(options).await;
     let load = Load::start(&stack);
     sleep(Duration::from_secs(2)).await;
-    broker.kill();
-    sleep(Duration::from_secs(1)).await;
-    broker.restart();
+    service.crash();
+    sleep(outage).await;
+    service.restart();
     let restarted = Instant::now();
     sleep(Duration::from_secs(2)).await;
     let posted = load.finish().await;
@@ -212,19 +213,17 @@ async fn a_broker_killed_mid_load_loses_and_doubles_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_mid_load_loses_and_doubles_nothing() {
+    let mut broker = daemons::Broker::start();
+    let options = StackOptions { brokers: Some(broker.address()), ..StackOptions::default() };
+    survive_an_outage(&mut broker, options, Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_crashing_mid_load_loses_and_doubles_nothing() {
-    let postgres = daemons::Postgres::start();
-    let (stack, writer, fanout) = start(StackOptions { postgres_url: Some(postgres.url()), ..StackOptions::default() }).await;
-    let load = Load::start(&stack);
-    sleep(Duration::from_secs(2)).await;
-    postgres.crash();
-    sleep(Duration::from_secs(2)).await;
-    postgres.restart();
-    let restarted = Instant::now();
-    sleep(Duration::from_secs(2)).await;
-    let posted = load.finish().await;
-    wait_caught_up(&stack, restarted + CATCH_UP + Duration::from_secs(2), &[&writer, &fanout]).await;
-    check_exactly_once(&stack, &posted).await;
+    let mut postgres = daemons::Postgres::start();
+    let options = StackOptions { postgres_url: Some(postgres.url()), ..StackOptions::default() };
+    survive_an_outage(&mut postgres, options, Duration::from_secs(2)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,7 +238,7 @@ async fn redis_losing_everything_mid_load_rebuilds_the_feeds() {
     // A restart without persistence while the fan-out is down: until it is back, reads
     // say the feeds are being rebuilt instead of passing off empty feeds as complete.
     fanout.kill();
-    redis.kill();
+    redis.crash();
     redis.restart();
     let response = stack.http.get(format!("{}/feed/friends", stack.api_url)).header("X-App-Key", "abc123").send().await.expect("GET");
     assert_eq!(response.status(), StatusCode::OK);
@@ -271,4 +270,60 @@ async fn rebuilding_while_the_fan_out_runs_keeps_every_entry() {
     let posted = load.finish().await;
     wait_caught_up(&stack, finished + CATCH_UP, &[&writer, &fanout]).await;
     check_exactly_once(&stack, &posted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_whose_store_is_down_reports_itself_stalled_and_recovers() {
+    let mut postgres = daemons::Postgres::start();
+    let options = StackOptions { postgres_url: Some(postgres.url()), in_process_consumers: false, ..StackOptions::default() };
+    let stack = Stack::start_with(options).await;
+    let port = daemons::free_port();
+    let _writer = stack.start_process_with(
+        "writer",
+        &[("METRICS_ADDR", format!("127.0.0.1:{port}")), ("CONSUMER_STALL_AFTER_MS", "1000".to_string())],
+    );
+    let health = format!("http://127.0.0.1:{port}/health");
+    let status_of = |health: String| {
+        let http = stack.http.clone();
+        async move {
+            match http.get(health).send().await {
+                Ok(r) => Some((r.status(), r.json::<serde_json::Value>().await.unwrap_or_default())),
+                Err(_) => None,
+            }
+        }
+    };
+    // Running: it applies an event, and is healthy.
+    let event = json!({"component": "c", "data": 1, "email": "a@b.co", "environment": "e", "message": "m"});
+    assert_eq!(stack.post_anonymous("/events", &event).await.0, StatusCode::CREATED);
+    stack.wait_applied_on(&stack.common.events_topic, &stack.common.events_writer_group()).await;
+    stack.wait_applied(&stack.common.writer_group).await;
+    assert_eq!(status_of(health.clone()).await.map(|(s, _)| s), Some(StatusCode::OK));
+
+    // Generic events need no database to be accepted; the writer cannot store them.
+    postgres.crash();
+    assert_eq!(stack.post_anonymous("/events", &event).await.0, StatusCode::CREATED);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stalled = loop {
+        if let Some((StatusCode::SERVICE_UNAVAILABLE, body)) = status_of(health.clone()).await {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "the writer never reported the stall");
+        sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(stalled["status"], "unhealthy");
+    let entries = stalled["stalled"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 1, "only the events topic has records waiting: {stalled}");
+    assert_eq!(entries[0]["topic"], stack.common.events_topic.as_str(), "{stalled}");
+    assert_eq!(entries[0]["lag"], 1, "{stalled}");
+
+    // Back: it applies the event and is healthy again, without a restart.
+    postgres.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status_of(health.clone()).await.map(|(s, _)| s) != Some(StatusCode::OK) {
+        assert!(Instant::now() < deadline, "the writer did not recover");
+        sleep(Duration::from_millis(200)).await;
+    }
+    stack.wait_applied_on(&stack.common.events_topic, &stack.common.events_writer_group()).await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM generic_events").fetch_one(&stack.db).await.expect("count");
+    assert_eq!(stored, 2);
 }

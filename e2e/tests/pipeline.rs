@@ -145,10 +145,8 @@ async fn an_unreachable_broker_gives_503_and_records_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_records_are_dead_lettered_and_the_partition_keeps_flowing() {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::{Headers, Message};
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    use rdkafka::ClientConfig;
 
     let stack = Stack::start().await;
     assert_eq!(stack.post("/post", IVAN, json!({"type": "post", "content": "before"})).await.0, StatusCode::OK);
@@ -187,37 +185,7 @@ async fn poison_records_are_dead_lettered_and_the_partition_keeps_flowing() {
     assert_eq!(feed.len(), 2, "{feed:?}");
 
     // Garbage is dead-lettered by both groups, the NUL event by the writer only.
-    let dead_letters = feed_core::consumer::dead_letter_topic(&topic);
-    let brokers = stack.common.kafka_brokers.clone();
-    let letters = tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("group.id", "dlq-reader")
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
-        let mut assignment = TopicPartitionList::new();
-        assignment.add_partition_offset(&dead_letters, 0, Offset::Beginning).unwrap();
-        consumer.assign(&assignment).unwrap();
-        let mut letters = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while letters.len() < 3 && std::time::Instant::now() < deadline {
-            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-                let headers: std::collections::HashMap<String, String> = message
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).to_string()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                letters.push((message.payload().unwrap_or_default().to_vec(), headers));
-            }
-        }
-        letters
-    })
-    .await
-    .unwrap();
+    let letters = stack.dead_letters(&topic, 3).await;
     assert_eq!(letters.len(), 3, "{letters:?}");
     for (_, headers) in &letters {
         assert_eq!(headers["source_topic"], topic);
@@ -290,5 +258,50 @@ async fn graceful_shutdown_under_load_loses_and_doubles_nothing() {
     assert_eq!(distinct, rows, "no event stored twice");
     assert!(rows >= acked, "every acknowledged post is stored ({rows} rows, {acked} acks)");
     assert_eq!(rows, published, "every published event is stored once");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_database_keeps_refusing_is_dead_lettered_after_a_few_tries() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::ClientConfig;
+
+    // A component too long for its index (PostgreSQL: "index row size exceeds btree
+    // maximum", class 54, not a data-exception class): published past the API, as an
+    // older API or another producer could.
+    let stack = Stack::start_with(StackOptions { demo_users: false, ..StackOptions::default() }).await;
+    let topic = stack.common.events_topic.clone();
+    // Random, so compression cannot bring it under the limit.
+    let component: String = (0..100).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
+    let poison = feed_core::streams::LoggedEvent {
+        schema_version: feed_core::event::SCHEMA_VERSION,
+        id: uuid::Uuid::now_v7(),
+        component,
+        data: json!(null),
+        email: "same@example.com".into(),
+        environment: "e".into(),
+        message: "poison".into(),
+        created_at: chrono::Utc::now(),
+    };
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.common.kafka_brokers).create().unwrap();
+    let payload = serde_json::to_vec(&poison).unwrap();
+    let headers = feed_core::kafka::headers([("event_id", poison.id.to_string())]);
+    let record = FutureRecord::to(&topic).key("same@example.com").payload(&payload).headers(headers);
+    producer.send(record, Duration::from_secs(5)).await.unwrap();
+
+    // The same partition (same key) still flows: a valid event after it is applied.
+    let event = json!({"component": "c", "data": 1, "email": "same@example.com", "environment": "e", "message": "after"});
+    let response = stack.http.post(format!("{}/events", stack.api_url)).json(&event).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["x-read-your-writes"], "applied");
+    let letters = stack.dead_letters(&topic, 1).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].1["event_id"], poison.id.to_string());
+    assert!(letters[0].1["error"].contains("index row size"), "{:?}", letters[0].1);
+    let stored: Vec<String> = sqlx::query_scalar("SELECT message FROM generic_events").fetch_all(&stack.db).await.unwrap();
+    assert_eq!(stored, vec!["after".to_string()]);
+    let metrics = stack.get("/metrics", None).await.1;
+    let line = format!("feed_consumer_dead_letters_total{{topic=\"{topic}\",group=\"{}\"}} 1", stack.common.events_writer_group());
+    assert!(metrics.as_str().is_some_and(|m| m.contains(&line)), "{line} not in {metrics}");
     stack.stop().await;
 }

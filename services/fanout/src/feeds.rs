@@ -182,6 +182,25 @@ impl Sink<Event> for FeedSink {
         }
     }
 
+    /// Redis unreachable, restarting, loading its data or failing over; a script error
+    /// (`WRONGTYPE` on a key, say) is about the records.
+    fn is_unavailable(&self, error: &anyhow::Error) -> bool {
+        use redis::{ErrorKind, ServerErrorKind};
+        match error.downcast_ref::<redis::RedisError>() {
+            Some(e) => {
+                e.is_io_error()
+                    || e.is_connection_refusal()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || matches!(
+                        e.kind(),
+                        ErrorKind::Server(ServerErrorKind::BusyLoading | ServerErrorKind::TryAgain | ServerErrorKind::ClusterDown | ServerErrorKind::MasterDown | ServerErrorKind::ReadOnly)
+                    )
+            }
+            None => false,
+        }
+    }
+
     async fn offsets_moved(&mut self) -> bool {
         let current: redis::RedisResult<Option<String>> =
             redis::cmd("GET").arg(self.keys.generation()).query_async(&mut self.redis).await;

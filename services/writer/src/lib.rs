@@ -16,11 +16,18 @@ pub mod offsets;
 mod partitions;
 pub mod sink;
 
-/// Whether a store error is about the data (PostgreSQL classes 22, data exception, and
-/// 23, integrity violation), so retrying the same records can never succeed.
-pub(crate) fn is_permanent(error: &anyhow::Error) -> bool {
+/// Whether an error says PostgreSQL cannot be reached or cannot work right now
+/// (connection or pool failures; SQLSTATE classes 08 connection exception, 53
+/// insufficient resources, 57P operator intervention such as a shutdown, 58 system
+/// error), as opposed to an error about the records.
+pub(crate) fn is_unavailable(error: &anyhow::Error) -> bool {
     match error.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Database(db)) => db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
+        Some(sqlx::Error::Database(db)) => {
+            db.code().is_some_and(|c| ["08", "53", "57P", "58"].iter().any(|class| c.starts_with(class)))
+        }
+        Some(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed) => true,
+        // Any other error, the database's or not, is retried a few times, then blamed on
+        // the records (see `feed_core::consumer::MAX_ATTEMPTS`).
         _ => false,
     }
 }
@@ -94,7 +101,7 @@ impl Application {
         tokio::try_join!(
             self.consume::<Event, _>(&common.writer_group, &common.feed_topic, feed::FeedTable::default(), &shutdown),
             self.consume::<LoggedEvent, _>(&events_group, &common.events_topic, events::EventsTable::default(), &shutdown),
-            self.consume::<AnalyticsHit, _>(&analytics_group, &common.analytics_topic, analytics::AnalyticsTable::default(), &shutdown),
+            self.consume::<AnalyticsHit, _>(&analytics_group, &common.analytics_topic, analytics::AnalyticsTable::new(common.analytics_window), &shutdown),
         )?;
         Ok(())
     }

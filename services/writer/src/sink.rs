@@ -3,6 +3,8 @@
 //! the progress marks the API's read-your-writes waits on are raised in Redis.
 
 use crate::offsets;
+use crate::partitions::Partitions;
+use chrono::{DateTime, Utc};
 use feed_core::consumer::{Record, Sink, Stored};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashMap;
@@ -13,12 +15,13 @@ pub type Tx<'a> = Transaction<'a, Postgres>;
 
 /// What one stream's records become in PostgreSQL.
 pub trait Table<T>: Send {
-    /// The table family, for metrics (`feed_writer_rows_total{table}`).
+    /// The time-partitioned table the records land in (also the `table` label of
+    /// `feed_writer_rows_total`).
     const NAME: &'static str;
 
-    /// Work that must happen outside the batch's transaction (creating native
-    /// partitions); idempotent.
-    fn prepare(&mut self, pool: &PgPool, records: &[&T]) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// The times of the rows `records` add to [`Table::NAME`] whose native partitions
+    /// must exist (rows outside them land in the table's default partition).
+    fn partition_times(&self, records: &[&T]) -> Vec<DateTime<Utc>>;
 
     /// Writes the rows of `records` in `tx`, idempotently; the number of records written.
     fn write(&mut self, tx: &mut Tx<'_>, records: &[&T]) -> impl Future<Output = anyhow::Result<u64>> + Send;
@@ -30,6 +33,7 @@ pub struct PgSink<W> {
     consumer: String,
     topic: String,
     table: W,
+    partitions: Partitions,
     redis: redis::aio::ConnectionManager,
     progress_key: String,
 }
@@ -38,7 +42,7 @@ impl<W> PgSink<W> {
     /// A sink for `consumer` (the writer's group name on `topic`), publishing progress
     /// under `progress_key`.
     pub fn new(pool: PgPool, consumer: &str, topic: &str, table: W, redis: redis::aio::ConnectionManager, progress_key: String) -> Self {
-        Self { pool, consumer: consumer.to_string(), topic: topic.to_string(), table, redis, progress_key }
+        Self { pool, consumer: consumer.to_string(), topic: topic.to_string(), table, partitions: Partitions::default(), redis, progress_key }
     }
 }
 
@@ -50,7 +54,8 @@ impl<T: Sync, W: Table<T>> Sink<T> for PgSink<W> {
     async fn apply(&mut self, records: &[Record<T>], next: &[(i32, i64)]) -> anyhow::Result<Stored> {
         let partitions: Vec<i32> = next.iter().map(|(p, _)| *p).collect();
         let rows: Vec<&T> = records.iter().map(|r| &r.event).collect();
-        self.table.prepare(&self.pool, &rows).await?;
+        // Native partitions are made outside the batch's transaction (a no-op on hypertables).
+        self.partitions.ensure(&self.pool, W::NAME, &self.table.partition_times(&rows)).await?;
         let mut tx = self.pool.begin().await?;
         let stored = offsets::lock(&mut tx, &self.consumer, &self.topic, &partitions).await?;
         if moved(&stored, records, next) {
@@ -68,8 +73,8 @@ impl<T: Sync, W: Table<T>> Sink<T> for PgSink<W> {
         Ok(Stored::Applied)
     }
 
-    fn is_permanent(&self, error: &anyhow::Error) -> bool {
-        crate::is_permanent(error)
+    fn is_unavailable(&self, error: &anyhow::Error) -> bool {
+        crate::is_unavailable(error)
     }
 }
 

@@ -12,15 +12,17 @@
 //!   the same write, so a redelivered record, or one applied meanwhile by another
 //!   replica that wrongly owns the same partition, changes nothing.
 //!
-//! Poison records do not stop a partition: a record that does not decode, or that the
-//! sink rejects permanently, goes to the dead-letter topic `<topic>.dead-letter` with
-//! headers naming its source (topic, partition, offset, consumer group, event id) and the
-//! error, and the partition keeps flowing. A store that is down is waited out, with the
-//! batch in hand; nothing is dead-lettered for it.
+//! Poison records do not stop a partition: a record that does not decode, or that keeps
+//! failing for any reason but an unreachable store ([`MAX_ATTEMPTS`] tries), goes to the
+//! dead-letter topic `<topic>.dead-letter` with headers naming its source (topic,
+//! partition, offset, consumer group, event id) and the error, and the partition keeps
+//! flowing. A store that is down ([`Sink::is_unavailable`]) is waited out, with the batch
+//! in hand, however long it takes; nothing is dead-lettered for it.
 
 use crate::config::{Assignment, ConsumerConfig};
 use crate::event::Decode;
-use crate::kafka::{AssignedConsumer, Applied};
+use crate::health::Positions;
+use crate::kafka::AssignedConsumer;
 use crate::shutdown::Shutdown;
 use crate::telemetry::EVENT_LOG;
 use rdkafka::consumer::Consumer;
@@ -73,13 +75,16 @@ pub trait Sink<T>: Send {
         async { false }
     }
 
-    /// Whether `error` will recur however often the same records are retried (bad data,
-    /// as opposed to an unreachable store). The loop then applies the batch record by
-    /// record and dead-letters the ones that fail. Default: every error is transient.
-    fn is_permanent(&self, _error: &anyhow::Error) -> bool {
-        false
-    }
+    /// Whether `error` says the store cannot be reached (refused or lost connection, pool
+    /// timeout, server shutting down or out of resources): the batch is then retried until
+    /// the store is back. Any other error is retried [`MAX_ATTEMPTS`] times, then the batch
+    /// is applied record by record and the records that keep failing are dead-lettered.
+    fn is_unavailable(&self, error: &anyhow::Error) -> bool;
 }
+
+/// How often a batch (or a record) that fails while its store is reachable is tried
+/// before its records are taken to be at fault.
+pub const MAX_ATTEMPTS: u32 = 5;
 
 /// How big a batch may grow and how long to wait for it to fill.
 #[derive(Clone, Copy, Debug)]
@@ -116,8 +121,8 @@ pub struct BatchConsumer<T> {
     settings: BatchSettings,
     assignment: Assignment,
     /// Per owned partition, the next offset to apply (what the sink stored, advanced as
-    /// batches are applied). Shared with the lag metric.
-    positions: Applied,
+    /// batches are applied). Shared with the lag metric and `/health`.
+    positions: Positions,
     /// The partitions currently assigned, and when they were looked up.
     owned: Vec<i32>,
     looked_up: Option<Instant>,
@@ -144,7 +149,7 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
     /// A consumer of `topic` named `group` (the name its sink keys offsets and progress
     /// by, and metrics' `group` label). Connects lazily: the broker need not be up.
     pub fn connect(brokers: &str, group: &str, topic: &str, settings: BatchSettings, config: ConsumerConfig) -> anyhow::Result<Self> {
-        let positions = Applied::default();
+        let positions = Positions::register(group, topic, config.stall_after);
         Ok(Self {
             consumer: crate::kafka::assigned_consumer(brokers, group, config.fetch_wait, positions.clone())?,
             brokers: brokers.to_string(),
@@ -180,6 +185,9 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
                 }
                 Next::Shutdown => break,
             };
+            for raw in &batch {
+                self.positions.seen(raw.partition, raw.offset);
+            }
             let started = std::time::Instant::now();
             match self.apply(&mut sink, &batch, &shutdown).await {
                 Outcome::Applied => {}
@@ -249,7 +257,7 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
         self.consumer.assign(&list)?;
         let positions: HashMap<i32, i64> = owned.iter().map(|p| (*p, stored.get(p).copied().unwrap_or(0))).collect();
         tracing::info!(topic = %self.topic, group = %self.group, ?positions, "resuming from the sink's offsets");
-        *self.positions.lock().map_err(|_| anyhow::anyhow!("positions lock poisoned"))? = positions;
+        self.positions.reset(&positions);
         self.owned = owned;
         self.looked_up = Some(Instant::now());
         Ok(())
@@ -293,7 +301,7 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
 
     /// Whether `message` is on an owned partition at or past its position.
     fn is_due<M: Message>(&self, message: &M) -> bool {
-        self.positions.lock().is_ok_and(|p| p.get(&message.partition()).is_some_and(|next| message.offset() >= *next))
+        self.positions.next(message.partition()).is_some_and(|next| message.offset() >= next)
     }
 
     /// Dead-letters what does not decode, then applies the rest; a permanent failure
@@ -341,10 +349,12 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
         }
     }
 
-    /// Applies until success, shutdown, a permanent failure or moved offsets; transient
-    /// failures (a store that is down) are retried with backoff.
+    /// Applies until success, shutdown, moved offsets, or [`MAX_ATTEMPTS`] failures with
+    /// the store reachable (`Permanent`); while the store is unreachable it retries with
+    /// backoff for as long as it takes.
     async fn retry_transient<S: Sink<T>>(&self, sink: &mut S, records: &[Record<T>], next: &[(i32, i64)], shutdown: &Shutdown) -> Outcome {
         let mut backoff = Duration::from_millis(50);
+        let mut failures = 0;
         loop {
             match sink.apply(records, next).await {
                 Ok(Stored::Applied) => return Outcome::Applied,
@@ -352,11 +362,17 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
                     tracing::warn!(topic = %self.topic, group = %self.group, "the sink's offsets moved; resuming from them");
                     return Outcome::Moved;
                 }
-                Err(error) if sink.is_permanent(&error) => return Outcome::Permanent(format!("{error:#}")),
                 Err(error) => {
+                    let unavailable = sink.is_unavailable(&error);
+                    if !unavailable {
+                        failures += 1;
+                        if failures >= MAX_ATTEMPTS {
+                            return Outcome::Permanent(format!("{error:#}"));
+                        }
+                    }
                     metrics::counter!("feed_consumer_apply_errors_total", "topic" => self.topic.clone(), "group" => self.group.clone())
                         .increment(1);
-                    tracing::warn!(error = %format!("{error:#}"), records = records.len(), retry_in = ?backoff, "batch failed, retrying");
+                    tracing::warn!(error = %format!("{error:#}"), unavailable, records = records.len(), retry_in = ?backoff, "batch failed, retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return Outcome::ShuttingDown,
                         _ = sleep(backoff) => {},
@@ -428,10 +444,8 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
 
     /// Moves the positions past an applied batch.
     fn advance(&self, batch: &[Raw]) {
-        if let Ok(mut positions) = self.positions.lock() {
-            for (partition, next) in next_offsets(batch) {
-                positions.insert(partition, next);
-            }
+        for (partition, next) in next_offsets(batch) {
+            self.positions.advance(partition, next);
         }
     }
 

@@ -6,8 +6,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer}
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
+use crate::health::Positions;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// A producer that never claims success for a record the brokers did not persist:
@@ -33,34 +33,32 @@ pub fn headers<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K,
     })
 }
 
-/// The offsets a consumer has applied, per partition (the next offset to apply), shared
-/// between its loop and its statistics callback.
-pub type Applied = std::sync::Arc<Mutex<HashMap<i32, i64>>>;
-
-/// Turns librdkafka's statistics into the `feed_consumer_lag` gauge: the partition's
-/// high watermark less the offset the sink has applied (not a Kafka commit, which this
-/// product does not use), so lag is 0 exactly when everything published is applied.
+/// Turns librdkafka's statistics into the `feed_consumer_lag` gauge (the partition's
+/// high watermark less the offset the sink has applied — not a Kafka commit, which this
+/// product does not use — so lag is 0 exactly when everything published is applied) and
+/// `feed_consumer_stalled` (partitions with records waiting and no progress for the
+/// stall bound; see [`crate::health`]).
 pub struct LagContext {
     group: String,
-    applied: Applied,
+    positions: Positions,
 }
 
 impl ClientContext for LagContext {
     fn stats(&self, statistics: rdkafka::Statistics) {
-        let Ok(applied) = self.applied.lock() else { return };
         for (topic, stats) in &statistics.topics {
             for (partition, p) in &stats.partitions {
-                // Only partitions this consumer applies; -1 is librdkafka's internal one,
-                // and the high watermark is -1 until known.
-                let Some(next) = applied.get(partition) else { continue };
-                if p.hi_offset >= 0 {
-                    metrics::gauge!(
-                        "feed_consumer_lag",
-                        "topic" => topic.clone(), "partition" => partition.to_string(), "group" => self.group.clone()
-                    )
-                    .set((p.hi_offset - next).max(0) as f64);
+                // Only owned partitions (-1 is librdkafka's internal one); the high
+                // watermark is -1 until known.
+                if p.hi_offset < 0 {
+                    continue;
+                }
+                if let Some(lag) = self.positions.set_high(*partition, p.hi_offset) {
+                    let labels = [("topic", topic.clone()), ("partition", partition.to_string()), ("group", self.group.clone())];
+                    metrics::gauge!("feed_consumer_lag", &labels).set(lag as f64);
                 }
             }
+            let stalled = self.positions.stalled().len();
+            metrics::gauge!("feed_consumer_stalled", "topic" => topic.clone(), "group" => self.group.clone()).set(stalled as f64);
         }
     }
 }
@@ -76,7 +74,7 @@ pub type AssignedConsumer = StreamConsumer<LagContext>;
 /// soon as it has read its sink's offsets, on any broker. `group` labels metrics; it is
 /// also the client's `group.id`, which librdkafka wants even for assigned partitions
 /// (without `subscribe` nothing joins a group).
-pub fn assigned_consumer(brokers: &str, group: &str, fetch_wait: Duration, applied: Applied) -> anyhow::Result<AssignedConsumer> {
+pub fn assigned_consumer(brokers: &str, group: &str, fetch_wait: Duration, positions: Positions) -> anyhow::Result<AssignedConsumer> {
     let consumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
@@ -91,7 +89,7 @@ pub fn assigned_consumer(brokers: &str, group: &str, fetch_wait: Duration, appli
         .set("queued.max.messages.kbytes", "16384")
         .set("socket.connection.setup.timeout.ms", "3000")
         .set("statistics.interval.ms", "5000")
-        .create_with_context(LagContext { group: group.to_string(), applied })?;
+        .create_with_context(LagContext { group: group.to_string(), positions })?;
     Ok(consumer)
 }
 

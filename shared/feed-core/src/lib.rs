@@ -8,7 +8,8 @@
 //! - [`progress`]: the offsets each consumer group has applied, which the API waits on
 //!   to give clients read-your-writes;
 //! - [`streams`]: the envelopes of the generic-event and analytics streams;
-//! - [`consumer`]: the at-least-once batch loop every consumer group runs;
+//! - [`consumer`]: the loop every consumer runs, its sinks owning the offsets;
+//! - [`health`]: how far each consumer got, for lag, stall alerts and `/health`;
 //! - [`config`], [`telemetry`], [`metrics`], [`kafka`], [`db`], [`redis_pool`], [`shutdown`]: setup.
 
 pub mod config;
@@ -16,6 +17,7 @@ pub mod consumer;
 pub mod db;
 pub mod event;
 pub mod feed;
+pub mod health;
 pub mod kafka;
 pub mod metrics;
 pub mod progress;

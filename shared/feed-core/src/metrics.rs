@@ -33,12 +33,30 @@ pub fn render() -> String {
     handle().render()
 }
 
-/// Serves `GET /metrics` and `GET /livez` on `addr` until `shutdown`.
+/// Serves `GET /metrics`, `GET /livez` and `GET /health` (503 naming the stalled
+/// partitions of this process's consumers, see [`crate::health`]) on `addr` until
+/// `shutdown`.
 pub async fn serve(addr: SocketAddr, shutdown: crate::shutdown::Shutdown) -> anyhow::Result<()> {
     handle();
-    let router = Router::new().route("/metrics", get(|| async { render() })).route("/livez", get(|| async { "ok" }));
+    let router = Router::new()
+        .route("/metrics", get(|| async { render() }))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/health", get(consumer_health));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "metrics listening");
     axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     Ok(())
+}
+
+/// The consumers' health: 200 `{"status": "healthy"}`, or 503 `{"status": "unhealthy",
+/// "stalled": [{"group", "topic", "partition", "lag", "seconds"}]}`.
+async fn consumer_health() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let stalled = crate::health::stalled();
+    if stalled.is_empty() {
+        axum::Json(serde_json::json!({"status": "healthy"})).into_response()
+    } else {
+        let body = serde_json::json!({"status": "unhealthy", "stalled": stalled});
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+    }
 }
