@@ -44,6 +44,12 @@ async fn validation_refuses_bad_parameters_and_publishes_nothing() {
         (format!("timestamp=-5&user=u&event=click"), "timestamp"),
         (format!("timestamp=1.5&user=u&event=click"), "timestamp"),
         (format!("timestamp=99999999999999999999&user=u&event=click"), "timestamp"),
+        // Outside the accepted window (a week back, an hour ahead): no partition made.
+        (format!("timestamp=0&user=u&event=click"), "timestamp"),
+        (format!("timestamp=253402300799999&user=u&event=click"), "timestamp"),
+        (format!("timestamp={}&user=u&event=click", now - 8 * 24 * 3_600_000), "timestamp"),
+        (format!("timestamp={}&user=u&event=click", now + 2 * 3_600_000), "timestamp"),
+        (format!("timestamp={now}&user={}&event=click", "u".repeat(257)), "user"),
         (format!("timestamp={now}&event=click"), "user"),
         (format!("timestamp={now}&user=&event=click"), "user"),
         (format!("timestamp={now}&user=u"), "event"),

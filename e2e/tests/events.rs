@@ -79,6 +79,16 @@ async fn posting_events_validates_every_field_and_publishes_only_valid_ones() {
     let mut no_email = valid.clone();
     no_email.as_object_mut().unwrap().remove("email");
     cases.push((no_email, "email", "email is required"));
+    // Length limits: 256 characters, 10,000 for the message (a longer component once
+    // stopped the whole stream: it does not fit its index).
+    for (field, max) in [("component", 256), ("environment", 256), ("message", 10_000)] {
+        let mut long = valid.clone();
+        long[field] = json!("é".repeat(max + 1));
+        cases.push((long, field, ""));
+    }
+    let mut long_email = valid.clone();
+    long_email["email"] = json!(format!("{}@example.com", "a".repeat(250)));
+    cases.push((long_email, "email", "email must be at most 256 characters"));
     for email in ["ade", "ade@", "@gmail.com", "ade@gmail", "a b@c.com"] {
         let mut bad = valid.clone();
         bad["email"] = json!(email);
@@ -165,6 +175,12 @@ async fn filters_alone_and_combined_and_pagination() {
     assert_eq!(ids.len(), seen.len());
     assert_eq!(stack.get("/events?limit=201", None).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(stack.get("/events?cursor=x", None).await.0, StatusCode::BAD_REQUEST);
+    // Out of range for any store: 400 naming the field, never "Database unavailable".
+    let far = format!("-300000000000000000_{}", uuid::Uuid::now_v7());
+    for (query, field) in [(format!("cursor={far}"), "cursor"), ("from_date=-5000-01-01".to_string(), "from_date")] {
+        let (status, body) = stack.get(&format!("/events?{query}"), None).await;
+        assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{query}: {body}");
+    }
     stack.stop().await;
 }
 

@@ -53,6 +53,7 @@ impl Feeds {
             run_migrations: false,
             topic_partitions: 3,
             topic_replication: 1,
+            analytics_window: feed_core::config::TimeWindow { max_age: chrono::TimeDelta::hours(168), max_ahead: chrono::TimeDelta::minutes(60) },
         };
         let keys = Keys::new(&common.redis_key_prefix);
         redis::cmd("SET").arg(keys.generation()).arg("g1").query_async::<()>(&mut redis.clone()).await.expect("SET");

@@ -174,6 +174,13 @@ async fn every_error_case_answers_as_the_reference_and_publishes_nothing() {
 
     // Feed paging parameters.
     assert_eq!(stack.get("/feed/my?cursor=zzz", Some(IVAN)).await, error(bad, "Cursor is not valid"));
+    // Out of range for any store: a client error, never "Database unavailable".
+    let far = format!("-300000000000000000_{}", uuid::Uuid::now_v7());
+    for path in ["/feed/my", "/feed/friends"] {
+        assert_eq!(stack.get(&format!("{path}?cursor={far}"), Some(IVAN)).await, error(bad, "Cursor is not valid"), "{path}");
+    }
+    let long = json!({"type": "post", "content": "x".repeat(10_001)});
+    assert_eq!(stack.post("/post", IVAN, long).await, error(bad, "Content must be at most 10000 characters"));
     assert_eq!(stack.get("/feed/friends?limit=0", Some(IVAN)).await, error(bad, "Limit must be between 1 and 200"));
 
     // Unknown routes are JSON too.

@@ -1,6 +1,29 @@
 //! Request values that cannot be invalid once built: parse, don't validate.
 
+use chrono::{DateTime, Datelike, Utc};
 use feed_core::event::{ObjectKind, ObjectRef};
+
+/// Most characters in a short stored string (`component`, `environment`, `email`).
+pub const MAX_SHORT_TEXT: usize = 256;
+
+/// Most characters in a long stored string (an event's `message`, a post's `content`).
+pub const MAX_LONG_TEXT: usize = 10_000;
+
+/// Whether `text` is at most `max` characters.
+pub fn fits(text: &str, max: usize) -> bool {
+    text.len() <= max || text.chars().count() <= max
+}
+
+/// A time a client may name (in a cursor or a date filter): years 1 to 9999, which
+/// every store and format here can hold.
+pub fn client_time(time: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (1..=9999).contains(&time.year()).then_some(time)
+}
+
+/// [`client_time`] from microseconds since the epoch.
+pub fn client_time_from_micros(micros: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(micros).and_then(client_time)
+}
 
 /// A user name: 1 to 64 characters of ASCII letters, digits, `_`, `-` or `.`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +95,21 @@ mod tests {
         assert!(Username::parse("").is_none());
         assert!(Username::parse("with space").is_none());
         assert!(Username::parse(&"x".repeat(65)).is_none());
+    }
+
+    #[test]
+    fn client_times_stay_within_four_digit_years() {
+        assert!(client_time_from_micros(0).is_some());
+        assert!(client_time_from_micros(253_402_300_799_999_999).is_some(), "9999-12-31T23:59:59.999999Z");
+        assert!(client_time_from_micros(253_402_300_800_000_000).is_none());
+        assert!(client_time_from_micros(-300_000_000_000_000_000).is_none());
+        assert!(client_time_from_micros(i64::MIN).is_none());
+    }
+
+    #[test]
+    fn text_limits_count_characters() {
+        assert!(fits(&"é".repeat(256), MAX_SHORT_TEXT));
+        assert!(!fits(&"é".repeat(257), MAX_SHORT_TEXT));
     }
 
     #[test]

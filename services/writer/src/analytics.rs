@@ -2,17 +2,24 @@
 //! the same statement: only hits that were not already stored count, so re-delivery
 //! and replays leave the counts unchanged, and late hits update their own hour.
 
-use crate::partitions::Partitions;
 use crate::sink::{Table, Tx};
 use chrono::{DateTime, Utc};
+use feed_core::config::TimeWindow;
 use feed_core::streams::AnalyticsHit;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 /// Writes hits and maintains `analytics_hourly`.
-#[derive(Default)]
 pub struct AnalyticsTable {
-    partitions: Partitions,
+    /// Hits outside it (which the API refuses; another producer may not) get no
+    /// partition of their own, so they cannot make the table grow partitions at will.
+    window: TimeWindow,
+}
+
+impl AnalyticsTable {
+    /// A table that makes partitions only for hits inside `window`.
+    pub fn new(window: TimeWindow) -> Self {
+        Self { window }
+    }
 }
 
 const INSERT_AND_ROLL_UP: &str = "
@@ -48,9 +55,9 @@ ON CONFLICT (hour) DO UPDATE SET
 impl Table<AnalyticsHit> for AnalyticsTable {
     const NAME: &'static str = "analytics_hits";
 
-    async fn prepare(&mut self, pool: &PgPool, hits: &[&AnalyticsHit]) -> anyhow::Result<()> {
-        let times: Vec<DateTime<Utc>> = hits.iter().map(|h| h.timestamp).collect();
-        Ok(self.partitions.ensure(pool, "analytics_hits", &times).await?)
+    fn partition_times(&self, hits: &[&AnalyticsHit]) -> Vec<DateTime<Utc>> {
+        let now = Utc::now();
+        hits.iter().map(|h| h.timestamp).filter(|t| self.window.contains(now, *t)).collect()
     }
 
     async fn write(&mut self, tx: &mut Tx<'_>, hits: &[&AnalyticsHit]) -> anyhow::Result<u64> {

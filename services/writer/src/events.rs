@@ -1,26 +1,21 @@
 //! Generic events into the `generic_events` hypertable; re-delivery is absorbed by the
 //! unique `(id, time)`.
 
-use crate::partitions::Partitions;
 use crate::sink::{Table, Tx};
 use chrono::{DateTime, Utc};
 use feed_core::streams::LoggedEvent;
 use sqlx::types::Json;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 /// Writes generic events.
 #[derive(Default)]
-pub struct EventsTable {
-    partitions: Partitions,
-}
+pub struct EventsTable;
 
 impl Table<LoggedEvent> for EventsTable {
     const NAME: &'static str = "generic_events";
 
-    async fn prepare(&mut self, pool: &PgPool, events: &[&LoggedEvent]) -> anyhow::Result<()> {
-        let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.created_at).collect();
-        Ok(self.partitions.ensure(pool, "generic_events", &times).await?)
+    fn partition_times(&self, events: &[&LoggedEvent]) -> Vec<DateTime<Utc>> {
+        events.iter().map(|e| e.created_at).collect()
     }
 
     async fn write(&mut self, tx: &mut Tx<'_>, events: &[&LoggedEvent]) -> anyhow::Result<u64> {

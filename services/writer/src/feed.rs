@@ -1,20 +1,16 @@
 //! How one batch of feed events lands in PostgreSQL: set-based inserts in the batch's
 //! transaction, every statement idempotent.
 
-use crate::partitions::Partitions;
 use crate::sink::{Table, Tx};
 use chrono::{DateTime, Utc};
 use feed_core::event::{Event, EventType};
 use sqlx::types::Json;
-use sqlx::PgPool;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// Writes feed events into the `activities` hypertable and the projections.
 #[derive(Default)]
-pub struct FeedTable {
-    partitions: Partitions,
-}
+pub struct FeedTable;
 
 /// The events that are activities (shown in feeds and stored in `activities`).
 fn activities<'a>(events: &[&'a Event]) -> Vec<&'a Event> {
@@ -24,9 +20,8 @@ fn activities<'a>(events: &[&'a Event]) -> Vec<&'a Event> {
 impl Table<Event> for FeedTable {
     const NAME: &'static str = "activities";
 
-    async fn prepare(&mut self, pool: &PgPool, events: &[&Event]) -> anyhow::Result<()> {
-        let times: Vec<DateTime<Utc>> = activities(events).iter().map(|e| e.time).collect();
-        Ok(self.partitions.ensure(pool, "activities", &times).await?)
+    fn partition_times(&self, events: &[&Event]) -> Vec<DateTime<Utc>> {
+        activities(events).iter().map(|e| e.time).collect()
     }
 
     async fn write(&mut self, tx: &mut Tx<'_>, events: &[&Event]) -> anyhow::Result<u64> {

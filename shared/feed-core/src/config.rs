@@ -58,6 +58,26 @@ pub struct CommonConfig {
     /// Replication factor of the topics a service creates (`TOPIC_REPLICATION`,
     /// default 1, for a single local broker; 3 on a production cluster).
     pub topic_replication: i32,
+    /// Which analytics hits are accepted: not older than `ANALYTICS_MAX_AGE_HOURS`
+    /// (default 168, a week) and not further ahead than `ANALYTICS_MAX_AHEAD_MINUTES`
+    /// (default 60). Bounds the partitions hits can create.
+    pub analytics_window: TimeWindow,
+}
+
+/// A window of time around now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// How far back it reaches.
+    pub max_age: chrono::TimeDelta,
+    /// How far ahead it reaches.
+    pub max_ahead: chrono::TimeDelta,
+}
+
+impl TimeWindow {
+    /// Whether `time` lies in the window around `now`.
+    pub fn contains(&self, now: chrono::DateTime<chrono::Utc>, time: chrono::DateTime<chrono::Utc>) -> bool {
+        now - self.max_age <= time && time <= now + self.max_ahead
+    }
 }
 
 impl CommonConfig {
@@ -79,6 +99,10 @@ impl CommonConfig {
             run_migrations: env_or("RUN_MIGRATIONS", true)?,
             topic_partitions: env_or("TOPIC_PARTITIONS", 3)?,
             topic_replication: env_or("TOPIC_REPLICATION", 1)?,
+            analytics_window: TimeWindow {
+                max_age: chrono::TimeDelta::hours(env_or("ANALYTICS_MAX_AGE_HOURS", 168)?),
+                max_ahead: chrono::TimeDelta::minutes(env_or("ANALYTICS_MAX_AHEAD_MINUTES", 60)?),
+            },
         })
     }
 
@@ -98,6 +122,8 @@ impl CommonConfig {
             ("RUN_MIGRATIONS", self.run_migrations.to_string()),
             ("TOPIC_PARTITIONS", self.topic_partitions.to_string()),
             ("TOPIC_REPLICATION", self.topic_replication.to_string()),
+            ("ANALYTICS_MAX_AGE_HOURS", self.analytics_window.max_age.num_hours().to_string()),
+            ("ANALYTICS_MAX_AHEAD_MINUTES", self.analytics_window.max_ahead.num_minutes().to_string()),
         ]
     }
 
@@ -170,24 +196,41 @@ pub struct ConsumerConfig {
     /// (`KAFKA_FETCH_WAIT_MS`, default 10). tansu answers a fetch only when it expires,
     /// so it bounds the pipeline's latency there; on Kafka it only bounds idle polling.
     pub fetch_wait: Duration,
+    /// How long a partition may go without advancing while records wait before the
+    /// consumer reports it stalled (`CONSUMER_STALL_AFTER_MS`, default 30000).
+    pub stall_after: Duration,
 }
 
 impl ConsumerConfig {
     /// Reads the settings from the environment.
     pub fn from_env() -> anyhow::Result<Self> {
-        Ok(Self { assignment: Assignment::from_env()?, fetch_wait: env_millis("KAFKA_FETCH_WAIT_MS", 10)? })
+        Ok(Self {
+            assignment: Assignment::from_env()?,
+            fetch_wait: env_millis("KAFKA_FETCH_WAIT_MS", 10)?,
+            stall_after: env_millis("CONSUMER_STALL_AFTER_MS", 30_000)?,
+        })
     }
 }
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
-        Self { assignment: Assignment::default(), fetch_wait: Duration::from_millis(10) }
+        Self { assignment: Assignment::default(), fetch_wait: Duration::from_millis(10), stall_after: Duration::from_secs(30) }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_windows_include_their_bounds() {
+        let now = chrono::Utc::now();
+        let window = TimeWindow { max_age: chrono::TimeDelta::hours(1), max_ahead: chrono::TimeDelta::minutes(5) };
+        assert!(window.contains(now, now));
+        assert!(window.contains(now, now - chrono::TimeDelta::hours(1)));
+        assert!(!window.contains(now, now - chrono::TimeDelta::minutes(61)));
+        assert!(!window.contains(now, now + chrono::TimeDelta::minutes(6)));
+    }
 
     #[test]
     fn replicas_split_partitions_without_overlap() {

@@ -39,8 +39,9 @@ fn timestamp(params: &HashMap<String, String>) -> Result<DateTime<Utc>, ApiError
 /// Records one hit.
 #[utoipa::path(post, path = "/analytics", operation_id = "record_hit", tag = "analytics",
     params(
-        ("timestamp" = i64, Query, description = "When it happened, milliseconds since the epoch; any past hour"),
-        ("user" = String, Query, description = "Who; up to 256 bytes"),
+        ("timestamp" = i64, Query, minimum = 0.0, maximum = 253402300799999.0,
+            description = "When it happened, milliseconds since the epoch; within the accepted window (by default the last 168 hours up to 60 minutes ahead: `ANALYTICS_MAX_AGE_HOURS`, `ANALYTICS_MAX_AHEAD_MINUTES`)"),
+        ("user" = String, Query, min_length = 1, max_length = 256, description = "Who; up to 256 bytes"),
         ("event" = String, Query, description = "`click` or `impression`", pattern = "^(click|impression)$"),
     ),
     responses(
@@ -51,6 +52,12 @@ fn timestamp(params: &HashMap<String, String>) -> Result<DateTime<Utc>, ApiError
 async fn record(State(state): State<AppState>, query: Params) -> Result<Response, ApiError> {
     let params = params(query)?;
     let timestamp = timestamp(&params)?;
+    let window = state.analytics_window;
+    if !window.contains(Utc::now(), timestamp) {
+        let (age, ahead) = (window.max_age.num_hours(), window.max_ahead.num_minutes());
+        let message = format!("timestamp must lie within the last {age} hours and the next {ahead} minutes");
+        return Err(ApiError::invalid_field("timestamp", message));
+    }
     let user = params
         .get("user")
         .filter(|u| !u.trim().is_empty())

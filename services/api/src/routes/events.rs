@@ -1,6 +1,7 @@
 //! `POST /events` and `GET /events`: the generic event log (activity-service
 //! reference), stored through the events topic into the `generic_events` hypertable.
 
+use crate::domain::{client_time, client_time_from_micros, fits, MAX_LONG_TEXT, MAX_SHORT_TEXT};
 use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonObject;
 use crate::AppState;
@@ -26,30 +27,30 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[derive(utoipa::ToSchema)]
 pub struct NewEvent {
     /// Which part of the client's system it comes from; not blank.
-    #[schema(min_length = 1, example = "order")]
+    #[schema(min_length = 1, max_length = 256, example = "order")]
     component: String,
     /// Any JSON value, `null` included; required.
     data: Value,
     /// A valid address with a dotted domain.
-    #[schema(example = "ade@gmail.com")]
+    #[schema(format = Email, max_length = 256, example = "ade@gmail.com")]
     email: String,
     /// e.g. `production`; not blank.
-    #[schema(min_length = 1, example = "production")]
+    #[schema(min_length = 1, max_length = 256, example = "production")]
     environment: String,
     /// What happened; not blank.
-    #[schema(min_length = 1, example = "order failed")]
+    #[schema(min_length = 1, max_length = 10000, example = "order failed")]
     message: String,
 }
 
 impl NewEvent {
     fn parse(body: &JsonObject) -> Result<Self, ApiError> {
-        let component = required_text(body, "component")?;
+        let component = required_text(body, "component", MAX_SHORT_TEXT)?;
         let data = body.0.get("data").cloned().ok_or_else(|| ApiError::invalid_field("data", "data is required"))?;
-        let email = required_text(body, "email")?;
+        let email = required_text(body, "email", MAX_SHORT_TEXT)?;
         let email =
             parse_email(&email).ok_or_else(|| ApiError::invalid_field("email", "email is not a valid email address"))?;
-        let environment = required_text(body, "environment")?;
-        let message = required_text(body, "message")?;
+        let environment = required_text(body, "environment", MAX_SHORT_TEXT)?;
+        let message = required_text(body, "message", MAX_LONG_TEXT)?;
         Ok(Self { component, data, email, environment, message })
     }
 }
@@ -97,10 +98,11 @@ pub struct EventsPage {
     next_url: String,
 }
 
-/// A non-blank string field.
-fn required_text(body: &JsonObject, field: &'static str) -> Result<String, ApiError> {
+/// A non-blank string field of at most `max` characters.
+fn required_text(body: &JsonObject, field: &'static str, max: usize) -> Result<String, ApiError> {
     match body.0.get(field) {
         None | Some(Value::Null) => Err(ApiError::invalid_field(field, format!("{field} is required"))),
+        Some(Value::String(s)) if !fits(s, max) => Err(ApiError::invalid_field(field, format!("{field} must be at most {max} characters"))),
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
         Some(_) => Err(ApiError::invalid_field(field, format!("{field} must be a non-empty string"))),
     }
@@ -165,19 +167,19 @@ struct Filters {
 fn parse_from_date(raw: &str) -> Option<DateTime<Utc>> {
     let raw = raw.trim();
     let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
-    if let Ok(d) = NaiveDate::parse_from_str(raw, "%m-%d-%Y") {
-        return midnight(d);
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        return midnight(d);
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
-        return Some(t.with_timezone(&Utc));
-    }
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
-        .map(|t| t.and_utc())
+    let parsed = if let Ok(d) = NaiveDate::parse_from_str(raw, "%m-%d-%Y") {
+        midnight(d)
+    } else if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        midnight(d)
+    } else if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        Some(t.with_timezone(&Utc))
+    } else {
+        ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
+            .map(|t| t.and_utc())
+    };
+    parsed.and_then(client_time)
 }
 
 /// `LIKE` pattern matching `needle` anywhere, with its wildcards escaped.
@@ -227,9 +229,7 @@ async fn list(
         None => None,
         Some(raw) => Some(
             raw.split_once('_')
-                .and_then(|(micros, id)| {
-                    Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse::<Uuid>().ok()?))
-                })
+                .and_then(|(micros, id)| Some((client_time_from_micros(micros.parse().ok()?)?, id.parse::<Uuid>().ok()?)))
                 .ok_or_else(|| ApiError::invalid_field("cursor", "Cursor is not valid"))?,
         ),
     };
@@ -323,7 +323,7 @@ mod tests {
         assert_eq!(parse_from_date("2021-04-16T00:00:00Z"), Some(day(2021, 4, 16)));
         assert_eq!(parse_from_date("2021-04-16T02:00:00+02:00"), Some(day(2021, 4, 16)));
         assert_eq!(parse_from_date("2021-04-16T00:00:00"), Some(day(2021, 4, 16)));
-        for bad in ["16-04-2021x", "2021/04/16", "yesterday", "13-45-2021", ""] {
+        for bad in ["-5000-01-01", "10000-01-01", "16-04-2021x", "2021/04/16", "yesterday", "13-45-2021", ""] {
             assert_eq!(parse_from_date(bad), None, "{bad}");
         }
     }

@@ -74,7 +74,9 @@ struct Cursor {
 impl Cursor {
     fn parse(raw: &str) -> Option<Self> {
         let (micros, id) = raw.split_once('_')?;
-        Some(Self { micros: micros.parse().ok()?, event_id: id.parse().ok()? })
+        let micros = micros.parse().ok()?;
+        crate::domain::client_time_from_micros(micros)?;
+        Some(Self { micros, event_id: id.parse().ok()? })
     }
 
     fn encode(&self) -> String {
@@ -253,5 +255,6 @@ mod tests {
         assert_eq!(Cursor::parse(&cursor.encode()), Some(cursor));
         assert_eq!(Cursor::parse("garbage"), None);
         assert_eq!(Cursor::parse("12_not-a-uuid"), None);
+        assert_eq!(Cursor::parse(&format!("-300000000000000000_{}", Uuid::now_v7())), None, "out of range");
     }
 }

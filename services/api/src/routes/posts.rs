@@ -24,7 +24,7 @@ pub struct NewPost {
     #[schema(rename = "type")]
     kind: ObjectKind,
     /// The text, or the photo's name; not blank.
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, max_length = 10000)]
     content: String,
 }
 
@@ -38,6 +38,9 @@ impl NewPost {
             .str("content")
             .filter(|c| !c.trim().is_empty())
             .ok_or_else(|| ApiError::bad_request("Content is missing"))?;
+        if !crate::domain::fits(content, crate::domain::MAX_LONG_TEXT) {
+            return Err(ApiError::bad_request(format!("Content must be at most {} characters", crate::domain::MAX_LONG_TEXT)));
+        }
         Ok(Self { kind, content: content.to_string() })
     }
 }
@@ -60,7 +63,7 @@ pub struct PostRecorded {
 #[utoipa::path(post, path = "/post", operation_id = "create_post", tag = "feed", security(("app_key" = [])), request_body = NewPost,
     responses(
         (status = 200, body = PostRecorded, description = "`Activity recorded`"),
-        (status = 400, body = ErrorBody, description = "`Type is missing or not valid`, `Content is missing`"),
+        (status = 400, body = ErrorBody, description = "`Type is missing or not valid`, `Content is missing`, `Content must be at most 10000 characters`"),
         (status = 503, body = ErrorBody, description = "The broker did not acknowledge: nothing was recorded"),
     ))]
 async fn create(State(state): State<AppState>, user: AuthUser, body: JsonObject) -> Result<Response, ApiError> {
