@@ -32,111 +32,122 @@ fn wait_listening(port: u16, what: &str) {
     }
 }
 
-/// Sends SIGKILL and reaps the process.
-fn kill(child: &mut Option<Child>) {
-    if let Some(mut child) = child.take() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+/// What a test does to a backing service to cause an outage.
+pub trait Crash {
+    /// Stops it abruptly, as a crash or power loss would.
+    fn crash(&mut self);
+    /// Starts it again on the same port (and data, where it keeps any).
+    fn restart(&mut self);
 }
 
-/// A tansu broker storing into its own SQLite file.
-pub struct Broker {
+/// A child process serving on `port` from `dir`, killed and its directory removed on drop.
+struct Daemon {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
 }
 
+impl Daemon {
+    fn new(kind: &str) -> Self {
+        Self { port: free_port(), dir: scratch_dir(kind), child: None }
+    }
+
+    /// Runs `command` in the daemon's directory, output to `<dir>/<name>.log`, and waits
+    /// until it listens.
+    fn spawn(&mut self, name: &str, mut command: Command) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("{name}.log"))).expect("daemon log");
+        let child = command
+            .current_dir(&self.dir)
+            .stdout(log.try_clone().expect("daemon log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name} (is it installed? scripts/test.sh installs it): {e}"));
+        self.child = Some(child);
+        wait_listening(self.port, name);
+    }
+
+    /// SIGKILL, and reap.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A tansu broker storing into its own SQLite file.
+pub struct Broker(Daemon);
+
 impl Broker {
     /// Starts a broker and waits until it answers metadata requests.
     pub fn start() -> Self {
-        let mut broker = Self { port: free_port(), dir: scratch_dir("broker"), child: None };
+        let mut broker = Self(Daemon::new("broker"));
         broker.restart();
         broker
     }
 
     /// `host:port`, for `KAFKA_BROKERS`.
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.0.port)
     }
+}
 
+impl Crash for Broker {
     /// SIGKILL: the broker dies mid-whatever, its data stays.
-    pub fn kill(&mut self) {
-        kill(&mut self.child);
+    fn crash(&mut self) {
+        self.0.kill();
     }
 
-    /// Starts it again on the same port and data (after [`Broker::kill`]).
-    pub fn restart(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("tansu.log")).expect("broker log");
-        let child = Command::new("tansu")
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"])
-            .current_dir(&self.dir)
-            .stdout(log.try_clone().expect("broker log"))
-            .stderr(log)
-            .spawn()
-            .expect("start tansu (is it installed? scripts/test.sh installs it)");
-        self.child = Some(child);
-        wait_listening(self.port, "tansu");
+    fn restart(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.0.port);
+        let mut command = Command::new("tansu");
+        command.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"]);
+        self.0.spawn("tansu", command);
         let client: rdkafka::consumer::BaseConsumer =
             rdkafka::ClientConfig::new().set("bootstrap.servers", self.address()).create().expect("metadata client");
         let deadline = Instant::now() + Duration::from_secs(30);
         while rdkafka::consumer::Consumer::fetch_metadata(&client, None, Duration::from_secs(2)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not answer on {}", self.port);
+            assert!(Instant::now() < deadline, "tansu did not answer on {}", self.0.port);
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
 
-impl Drop for Broker {
-    fn drop(&mut self) {
-        kill(&mut self.child);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// A Redis that keeps nothing on disk, like the machine's.
-pub struct Redis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
+pub struct Redis(Daemon);
 
 impl Redis {
     /// Starts a Redis and waits until it listens.
     pub fn start() -> Self {
-        let mut redis = Self { port: free_port(), dir: scratch_dir("redis"), child: None };
+        let mut redis = Self(Daemon::new("redis"));
         redis.restart();
         redis
     }
 
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL: everything it held is gone.
-    pub fn kill(&mut self) {
-        kill(&mut self.child);
-    }
-
-    /// Starts it again, empty, on the same port.
-    pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .current_dir(&self.dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        wait_listening(self.port, "redis-server");
+        format!("redis://127.0.0.1:{}", self.0.port)
     }
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        kill(&mut self.child);
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl Crash for Redis {
+    /// SIGKILL: everything it held is gone.
+    fn crash(&mut self) {
+        self.0.kill();
+    }
+
+    /// Starts it again, empty.
+    fn restart(&mut self) {
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &self.0.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        self.0.spawn("redis-server", command);
     }
 }
 
@@ -151,15 +162,13 @@ pub struct Postgres {
 impl Postgres {
     /// Creates and starts a cluster.
     pub fn start() -> Self {
-        let bin = postgres_bin();
-        let pg = Self { port: free_port(), dir: scratch_dir("postgres"), bin };
-        let data = pg.dir.join("data");
+        let mut pg = Self { port: free_port(), dir: scratch_dir("postgres"), bin: postgres_bin() };
         if is_root() {
             let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&pg.dir).status().expect("chown");
             assert!(status.success(), "chown of the PostgreSQL scratch directory failed");
         }
-        let data_arg = data.to_string_lossy().to_string();
-        pg.run("initdb", &["-D", &data_arg, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        let data = pg.data();
+        pg.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"]);
         pg.restart();
         pg
     }
@@ -169,51 +178,49 @@ impl Postgres {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    /// Stops it the way a crash does (`pg_ctl stop -m immediate`: no checkpoint, every
-    /// backend killed; the next start recovers from the WAL).
-    pub fn crash(&self) {
-        let data = self.dir.join("data").to_string_lossy().to_string();
-        self.run("pg_ctl", &["-D", &data, "stop", "-m", "immediate"]);
+    fn data(&self) -> String {
+        self.dir.join("data").to_string_lossy().to_string()
     }
 
-    /// Starts it (again).
-    pub fn restart(&self) {
-        let data = self.dir.join("data").to_string_lossy().to_string();
-        let log = self.dir.join("postgres.log").to_string_lossy().to_string();
-        let mut options = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.display());
-        if self.bin.parent().is_some_and(|dir| dir.join("lib/timescaledb.so").exists()) {
-            options.push_str(" -c shared_preload_libraries=timescaledb");
+    /// Runs one of PostgreSQL's programs, as the `postgres` user when this is root.
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join("bin").join(program);
+        if is_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
         }
-        self.run("pg_ctl", &["-D", &data, "-o", &options, "-l", &log, "-w", "start"]);
-        wait_listening(self.port, "PostgreSQL");
     }
 
     fn run(&self, program: &str, args: &[&str]) {
-        let path = self.bin.join("bin").join(program);
-        let mut command = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&path);
-            c
-        } else {
-            Command::new(&path)
-        };
-        let output = command.args(args).stdin(Stdio::null()).output().expect("run a PostgreSQL program");
+        let output = self.command(program).args(args).stdin(Stdio::null()).output().expect("run a PostgreSQL program");
         assert!(output.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
+impl Crash for Postgres {
+    /// Stops it the way a crash does (`pg_ctl stop -m immediate`: no checkpoint, every
+    /// backend killed; the next start recovers from the WAL).
+    fn crash(&mut self) {
+        self.run("pg_ctl", &["-D", &self.data(), "stop", "-m", "immediate"]);
+    }
+
+    fn restart(&mut self) {
+        let log = self.dir.join("postgres.log").to_string_lossy().to_string();
+        let mut options = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.display());
+        if self.bin.join("lib/timescaledb.so").exists() {
+            options.push_str(" -c shared_preload_libraries=timescaledb");
+        }
+        self.run("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "start"]);
+        wait_listening(self.port, "PostgreSQL");
     }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let data = self.dir.join("data").to_string_lossy().to_string();
-        let path = self.bin.join("bin/pg_ctl");
-        let mut command = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&path);
-            c
-        } else {
-            Command::new(&path)
-        };
-        let _ = command.args(["-D", &data, "stop", "-m", "immediate"]).output();
+        let _ = self.command("pg_ctl").args(["-D", &self.data(), "stop", "-m", "immediate"]).output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -153,6 +153,8 @@ pub struct StackOptions {
     pub in_process_consumers: bool,
     /// The fan-out's `FEED_MAX_LEN`.
     pub feed_max_len: usize,
+    /// The API's connection limits and read timeouts.
+    pub limits: api::server::Limits,
 }
 
 impl Default for StackOptions {
@@ -168,6 +170,11 @@ impl Default for StackOptions {
             redis_url: None,
             in_process_consumers: true,
             feed_max_len: 800,
+            limits: api::server::Limits {
+                max_connections: 1024,
+                header_read_timeout: Duration::from_secs(10),
+                body_read_timeout: Duration::from_secs(10),
+            },
         }
     }
 }
@@ -308,6 +315,7 @@ impl Stack {
             run_migrations: true,
             topic_partitions: options.partitions,
             topic_replication: 1,
+            analytics_window: feed_core::config::TimeWindow { max_age: chrono::TimeDelta::hours(168), max_ahead: chrono::TimeDelta::minutes(60) },
         };
         common.ensure_topics().await.expect("create topics");
         let db = feed_core::db::connect(&common.database_url, 4).await.expect("connect test database");
@@ -337,6 +345,7 @@ impl Stack {
             max_body_bytes: 64 * 1024,
             db_pool_size: 8,
             redis_pool_size: 8,
+            limits: options.limits,
         };
         let app = api::Application::build(config).await.expect("build API");
         let api_url = format!("http://{}", app.local_addr());
@@ -361,6 +370,11 @@ impl Stack {
     /// Starts the built `writer` or `fanout` binary as a child process on this stack's
     /// stores, topics and groups (migrations already ran).
     pub fn start_process(&self, binary: &str) -> ServiceProcess {
+        self.start_process_with(binary, &[])
+    }
+
+    /// Like [`Stack::start_process`], with more environment variables (later ones win).
+    pub fn start_process_with(&self, binary: &str, extra: &[(&str, String)]) -> ServiceProcess {
         let mut common = self.common.clone();
         common.run_migrations = false;
         let mut env: Vec<(String, String)> = common.to_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
@@ -373,6 +387,7 @@ impl Stack {
         ] {
             env.push((k.to_string(), v));
         }
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         ServiceProcess::start(binary, env)
     }
 
@@ -497,6 +512,39 @@ impl Stack {
             assert!(tokio::time::Instant::now() < deadline, "{group} did not apply {high:?}, at {marks:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The first `count` records of `topic`'s dead-letter topic (fewer after 30 s), with
+    /// their headers.
+    pub async fn dead_letters(&self, topic: &str, count: usize) -> Vec<(Vec<u8>, HashMap<String, String>)> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::message::{Headers, Message};
+        let (brokers, topic) = (self.common.kafka_brokers.clone(), feed_core::consumer::dead_letter_topic(topic));
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", "dead-letter-reader")
+                .set("enable.auto.commit", "false")
+                .create()
+                .expect("dead-letter reader");
+            let mut assignment = rdkafka::TopicPartitionList::new();
+            assignment.add_partition_offset(&topic, 0, rdkafka::Offset::Beginning).expect("partition 0");
+            consumer.assign(&assignment).expect("assign");
+            let mut letters = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while letters.len() < count && std::time::Instant::now() < deadline {
+                if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+                    let headers: HashMap<String, String> = message
+                        .headers()
+                        .map(|h| h.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).to_string())).collect())
+                        .unwrap_or_default();
+                    letters.push((message.payload().unwrap_or_default().to_vec(), headers));
+                }
+            }
+            letters
+        })
+        .await
+        .expect("dead-letter task")
     }
 
     /// All members of a Redis sorted set, with scores.

@@ -13,6 +13,7 @@ pub mod json;
 pub mod openapi;
 pub mod pipeline;
 pub mod routes;
+pub mod server;
 pub mod users;
 
 use axum::http::{HeaderName, HeaderValue};
@@ -52,6 +53,9 @@ pub struct Config {
     pub db_pool_size: u32,
     /// See `db_pool_size`.
     pub redis_pool_size: u32,
+    /// Connection count and read timeouts (`MAX_CONNECTIONS`, `HEADER_READ_TIMEOUT_MS`,
+    /// `BODY_READ_TIMEOUT_MS`).
+    pub limits: server::Limits,
 }
 
 impl Config {
@@ -67,6 +71,11 @@ impl Config {
             max_body_bytes: env_or("MAX_BODY_BYTES", 64 * 1024)?,
             db_pool_size: env_or("DB_POOL_SIZE", 16)?,
             redis_pool_size: env_or("REDIS_POOL_SIZE", 32)?,
+            limits: server::Limits {
+                max_connections: env_or("MAX_CONNECTIONS", 1024)?,
+                header_read_timeout: env_millis("HEADER_READ_TIMEOUT_MS", 10_000)?,
+                body_read_timeout: env_millis("BODY_READ_TIMEOUT_MS", 10_000)?,
+            },
         })
     }
 }
@@ -90,6 +99,8 @@ pub struct AppState {
     pub events: Stream,
     /// The analytics topic; reads wait on the writer.
     pub analytics: Stream,
+    /// Which hit timestamps `POST /analytics` accepts.
+    pub analytics_window: feed_core::config::TimeWindow,
 }
 
 /// Header telling whether the write was visible to reads when the answer was sent:
@@ -164,6 +175,7 @@ impl AppState {
             keys,
             auth_cache: auth::auth_cache(),
             publisher: Publisher::new(producer),
+            analytics_window: common.analytics_window,
         })
     }
 
@@ -195,6 +207,7 @@ pub struct Application {
     router: axum::Router,
     state: AppState,
     shutdown_hook: Shutdown,
+    limits: server::Limits,
 }
 
 impl Application {
@@ -207,9 +220,9 @@ impl Application {
         if config.demo_users {
             users::seed_demo_users(&state).await?;
         }
-        let router = routes::router(state.clone(), config.max_body_bytes);
+        let router = routes::router(state.clone(), config.max_body_bytes, config.limits.body_read_timeout);
         let listener = TcpListener::bind(config.listen_addr).await?;
-        Ok(Self { listener, router, state, shutdown_hook })
+        Ok(Self { listener, router, state, shutdown_hook, limits: config.limits })
     }
 
     /// The handlers' shared state, for tools and tests that act as the API does
@@ -227,11 +240,9 @@ impl Application {
     /// requests in flight.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "api listening");
-        let stop = shutdown.clone();
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await?;
+        let served = server::serve(self.listener, self.router, self.limits, shutdown).await;
         self.shutdown_hook.cancel();
+        served?;
         tracing::info!("api stopped");
         Ok(())
     }

@@ -44,7 +44,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The whole HTTP API.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, max_body_bytes: usize, body_read_timeout: std::time::Duration) -> Router {
     let (router, openapi) = api();
     let document = OpenApiJson(Bytes::from(crate::openapi::render(&openapi)));
     router
@@ -55,6 +55,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         })
         .layer(middleware::from_fn(track))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // A client that stops sending its body mid-way is cut off, not waited for.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_read_timeout))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
