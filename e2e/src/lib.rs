@@ -155,6 +155,8 @@ pub struct StackOptions {
     pub feed_max_len: usize,
     /// The API's connection limits and read timeouts.
     pub limits: api::server::Limits,
+    /// The API's rate limits and write slots.
+    pub shedding: api::shedding::Settings,
 }
 
 impl Default for StackOptions {
@@ -175,6 +177,7 @@ impl Default for StackOptions {
                 header_read_timeout: Duration::from_secs(10),
                 body_read_timeout: Duration::from_secs(10),
             },
+            shedding: api::shedding::Settings { per_key: 0, per_address: 0, max_pending_writes: 1024 },
         }
     }
 }
@@ -346,6 +349,7 @@ impl Stack {
             db_pool_size: 8,
             redis_pool_size: 8,
             limits: options.limits,
+            shedding: options.shedding,
         };
         let app = api::Application::build(config).await.expect("build API");
         let api_url = format!("http://{}", app.local_addr());

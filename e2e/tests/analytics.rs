@@ -61,6 +61,11 @@ async fn validation_refuses_bad_parameters_and_publishes_nothing() {
         assert_eq!(body["field"], field, "{query}: {body}");
         assert_eq!(body["error"], true);
     }
+    // Repeated parameters (which would win?) and invalid UTF-8: refused, nothing recorded.
+    for query in [format!("timestamp={now}&timestamp={now}&user=u&event=click"), format!("timestamp={now}&user=%FF&event=click")] {
+        let (status, body) = stack.send_text(Method::POST, &format!("/analytics?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+    }
     for query in ["", "timestamp=x", "timestamp=-1"] {
         assert_eq!(stack.send_text(Method::GET, &format!("/analytics?{query}")).await.0, StatusCode::BAD_REQUEST, "{query}");
     }

@@ -175,6 +175,10 @@ async fn filters_alone_and_combined_and_pagination() {
     assert_eq!(ids.len(), seen.len());
     assert_eq!(stack.get("/events?limit=201", None).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(stack.get("/events?cursor=x", None).await.0, StatusCode::BAD_REQUEST);
+    // Repeated parameters and invalid UTF-8 (which would be stored as U+FFFD): refused.
+    for query in ["email=bo@example.org&email=x@y.zz", "message=%FF"] {
+        assert_eq!(stack.get(&format!("/events?{query}"), None).await.0, StatusCode::BAD_REQUEST, "{query}");
+    }
     // Out of range for any store: 400 naming the field, never "Database unavailable".
     let far = format!("-300000000000000000_{}", uuid::Uuid::now_v7());
     for (query, field) in [(format!("cursor={far}"), "cursor"), ("from_date=-5000-01-01".to_string(), "from_date")] {

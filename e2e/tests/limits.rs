@@ -92,3 +92,69 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
     assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_over_their_rate_get_429_and_nothing_is_recorded() {
+    let shedding = api::shedding::Settings { per_key: 2, per_address: 3, max_pending_writes: 1024 };
+    let stack = Stack::start_with(StackOptions { shedding, ..StackOptions::default() }).await;
+    let now = chrono::Utc::now().timestamp_millis();
+
+    // Without a key: per address. Of four hits at once, three pass and one is refused.
+    let responses = futures::future::join_all((0..4).map(|i| {
+        stack.http.post(format!("{}/analytics?timestamp={now}&user=u{i}&event=click", stack.api_url)).send()
+    }))
+    .await;
+    let mut statuses: Vec<u16> = responses.iter().map(|r| r.as_ref().map(|r| r.status().as_u16()).unwrap_or(0)).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, vec![204, 204, 204, 429]);
+    let limited = responses.into_iter().flatten().find(|r| r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS).expect("a 429");
+    let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after >= 1);
+    assert_eq!(limited.headers()["ratelimit-limit"], "3");
+    assert_eq!(limited.headers()["ratelimit-remaining"], "0");
+    let body: serde_json::Value = limited.json().await.unwrap();
+    assert_eq!(body["message"], "Too many requests");
+    assert_eq!(stack.published_on(&stack.common.analytics_topic).await, 3, "the refused hit was not published");
+    // Operations routes are never limited.
+    assert_eq!(stack.get("/livez", None).await.0, reqwest::StatusCode::OK);
+
+    // With a key: per key, independent of other keys.
+    let codes: Vec<u16> = futures::future::join_all((0..3).map(|_| stack.get("/me", Some("abc123")))).await.iter().map(|(s, _)| s.as_u16()).collect();
+    assert_eq!(codes.iter().filter(|c| **c == 429).count(), 1, "{codes:?}");
+    assert_eq!(stack.get("/me", Some("abc124")).await.0, reqwest::StatusCode::OK);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_beyond_the_pending_bound_get_503_at_once() {
+    // No consumers: a write holds its slot for the whole read-your-writes wait.
+    let shedding = api::shedding::Settings { per_key: 0, per_address: 0, max_pending_writes: 1 };
+    let options = StackOptions {
+        demo_users: false,
+        in_process_consumers: false,
+        read_your_writes_timeout: Duration::from_secs(3),
+        shedding,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start_with(options).await;
+    let event = serde_json::json!({"component": "c", "data": 1, "email": "a@b.co", "environment": "e", "message": "m"});
+    let (http, url) = (stack.http.clone(), format!("{}/events", stack.api_url));
+    let first = tokio::spawn({
+        let (http, url, event) = (http.clone(), url.clone(), event.clone());
+        async move { http.post(url).json(&event).send().await.unwrap().status() }
+    });
+    // Once the first is published (and waiting), a second is shed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while stack.published_on(&stack.common.events_topic).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the first write was never published");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = http.post(&url).json(&event).send().await.unwrap();
+    assert_eq!(second.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(second.headers()["retry-after"], "1");
+    let body: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(body["message"], "Too many writes in flight, retry shortly");
+    assert_eq!(first.await.unwrap(), reqwest::StatusCode::CREATED, "the first is answered (pending) after its wait");
+    assert_eq!(stack.published_on(&stack.common.events_topic).await, 1, "the shed write was not published");
+    stack.stop().await;
+}

@@ -174,6 +174,11 @@ async fn every_error_case_answers_as_the_reference_and_publishes_nothing() {
 
     // Feed paging parameters.
     assert_eq!(stack.get("/feed/my?cursor=zzz", Some(IVAN)).await, error(bad, "Cursor is not valid"));
+    // Two keys: which would win? Refused.
+    let response = stack.http.get(format!("{}/me", stack.api_url)).header("X-App-Key", IVAN).header("X-App-Key", "abc124").send().await.unwrap();
+    assert_eq!(response.status(), bad);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["message"], "Only one X-App-Key header is allowed");
     // Out of range for any store: a client error, never "Database unavailable".
     let far = format!("-300000000000000000_{}", uuid::Uuid::now_v7());
     for path in ["/feed/my", "/feed/friends"] {

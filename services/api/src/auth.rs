@@ -57,10 +57,12 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let key = parts
-            .headers
-            .get(KEY_HEADER)
-            .ok_or_else(|| ApiError::bad_request("Key is missing"))?
+        let mut keys = parts.headers.get_all(KEY_HEADER).iter();
+        let key = keys.next().ok_or_else(|| ApiError::bad_request("Key is missing"))?;
+        if keys.next().is_some() {
+            return Err(ApiError::bad_request("Only one X-App-Key header is allowed"));
+        }
+        let key = key
             .to_str()
             .map_err(|_| ApiError::unauthorized("Key is not valid"))?
             .trim();

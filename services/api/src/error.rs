@@ -25,12 +25,14 @@ pub struct ApiError {
     status: StatusCode,
     message: Cow<'static, str>,
     field: Option<&'static str>,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     /// An error with any status.
     pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { status, message: message.into(), field: None }
+        Self { status, message: message.into(), field: None, retry_after: None }
     }
 
     /// 400 about one request field, named in the body as `"field"`.
@@ -58,6 +60,11 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 
+    /// 503 with `Retry-After: 1`: the API sheds load; retry shortly.
+    pub fn overloaded(message: impl Into<Cow<'static, str>>) -> Self {
+        Self { retry_after: Some(1), ..Self::unavailable(message) }
+    }
+
     /// The status this error answers with.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -76,7 +83,11 @@ impl std::error::Error for ApiError {}
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: true, message: self.message.into_owned(), field: self.field };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

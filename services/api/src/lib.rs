@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod pipeline;
 pub mod routes;
 pub mod server;
+pub mod shedding;
 pub mod users;
 
 use axum::http::{HeaderName, HeaderValue};
@@ -56,6 +57,9 @@ pub struct Config {
     /// Connection count and read timeouts (`MAX_CONNECTIONS`, `HEADER_READ_TIMEOUT_MS`,
     /// `BODY_READ_TIMEOUT_MS`).
     pub limits: server::Limits,
+    /// Rate limits and writes in flight (`RATE_LIMIT_PER_KEY`, `RATE_LIMIT_PER_ADDRESS`,
+    /// `MAX_PENDING_WRITES`).
+    pub shedding: shedding::Settings,
 }
 
 impl Config {
@@ -75,6 +79,11 @@ impl Config {
                 max_connections: env_or("MAX_CONNECTIONS", 1024)?,
                 header_read_timeout: env_millis("HEADER_READ_TIMEOUT_MS", 10_000)?,
                 body_read_timeout: env_millis("BODY_READ_TIMEOUT_MS", 10_000)?,
+            },
+            shedding: shedding::Settings {
+                per_key: env_or("RATE_LIMIT_PER_KEY", 0)?,
+                per_address: env_or("RATE_LIMIT_PER_ADDRESS", 0)?,
+                max_pending_writes: env_or("MAX_PENDING_WRITES", 1024)?,
             },
         })
     }
@@ -101,6 +110,8 @@ pub struct AppState {
     pub analytics: Stream,
     /// Which hit timestamps `POST /analytics` accepts.
     pub analytics_window: feed_core::config::TimeWindow,
+    /// Rate limits and write slots.
+    pub shedding: shedding::Shedding,
 }
 
 /// Header telling whether the write was visible to reads when the answer was sent:
@@ -176,6 +187,7 @@ impl AppState {
             auth_cache: auth::auth_cache(),
             publisher: Publisher::new(producer),
             analytics_window: common.analytics_window,
+            shedding: shedding::Shedding::new(config.shedding),
         })
     }
 
@@ -195,6 +207,7 @@ impl AppState {
         payload: &[u8],
         headers: &[(&str, &str)],
     ) -> Result<Recorded, error::ApiError> {
+        let _slot = self.shedding.write_slot()?;
         let position = self.publisher.publish(&stream.topic, key, payload, headers).await?;
         let applied = stream.read_your_writes.wait(position).await;
         Ok(Recorded { applied, event_id: pipeline::event_id(headers).map(str::to_string) })

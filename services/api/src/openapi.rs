@@ -36,6 +36,31 @@ pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
     AppKey.modify(openapi);
     JsonBody.modify(openapi);
     RecordedHeaders.modify(openapi);
+    RateLimited.modify(openapi);
+}
+
+/// Documents the rate limits' 429 on every operation but the operations routes, and
+/// shedding's 503 on every write (see [`crate::shedding`]).
+struct RateLimited;
+
+impl Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                if operation.tags.as_ref().is_some_and(|tags| tags.iter().any(|t| t == "operations")) {
+                    continue;
+                }
+                let responses = &mut operation.responses.responses;
+                responses.insert(
+                    "429".to_string(),
+                    error_response("`Too many requests`: over `RATE_LIMIT_PER_KEY` (or `RATE_LIMIT_PER_ADDRESS` without a key); see `Retry-After` and `RateLimit-*`").into(),
+                );
+            }
+            if let Some(operation) = &mut item.post {
+                operation.responses.responses.entry("503".to_string()).or_insert_with(|| error_response("A dependency is unavailable, or `Too many writes in flight, retry shortly` (see `Retry-After`)").into());
+            }
+        }
+    }
 }
 
 /// The whole document as JSON, as served.

@@ -47,7 +47,7 @@ pub async fn serve(listener: TcpListener, router: axum::Router, limits: Limits, 
             _ = shutdown.cancelled() => break,
             slot = slots.clone().acquire_owned() => slot?,
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -60,7 +60,12 @@ pub async fn serve(listener: TcpListener, router: axum::Router, limits: Limits, 
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone().map_request(|request: Request<Incoming>| request.map(axum::body::Body::new)));
+        // The peer address, for per-address rate limits.
+        let service = TowerToHyperService::new(router.clone().map_request(move |request: Request<Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            request
+        }));
         let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -53,6 +53,8 @@ pub fn router(state: AppState, max_body_bytes: usize, body_read_timeout: std::ti
         .method_not_allowed_fallback(|| async {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
         })
+        .layer(middleware::from_fn(well_formed_query))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::shedding::rate_limit))
         .layer(middleware::from_fn(track))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // A client that stops sending its body mid-way is cut off, not waited for.
@@ -89,4 +91,44 @@ async fn track(request: Request, next: Next) -> Response {
     metrics::counter!("feed_http_requests_total", &labels).increment(1);
     metrics::histogram!("feed_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Refuses, on every route, a query string whose parameters are not valid UTF-8 once
+/// percent-decoded (they would be stored with U+FFFD in their place) or that names a
+/// parameter twice (which one would win?).
+async fn well_formed_query(request: Request, next: Next) -> Response {
+    match request.uri().query().map(query_problem) {
+        Some(Some(message)) => ApiError::bad_request(message).into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+/// What is wrong with `query`, if anything.
+fn query_problem(query: &str) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |raw: &str| percent_encoding::percent_decode_str(&raw.replace('+', " ")).decode_utf8().map(|s| s.into_owned());
+        let (Ok(name), Ok(_)) = (decode(name), decode(value)) else {
+            return Some("Query string is not valid UTF-8".to_string());
+        };
+        if !seen.insert(name.clone()) {
+            return Some(format!("Query parameter {name} is given more than once"));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_problem;
+
+    #[test]
+    fn query_strings_must_be_utf8_without_repeated_parameters() {
+        assert_eq!(query_problem("a=1&b=%C3%A9&c"), None);
+        assert_eq!(query_problem("message=%FF").as_deref(), Some("Query string is not valid UTF-8"));
+        assert_eq!(query_problem("%FF=1").as_deref(), Some("Query string is not valid UTF-8"));
+        assert_eq!(query_problem("timestamp=1&timestamp=2").as_deref(), Some("Query parameter timestamp is given more than once"));
+        assert_eq!(query_problem("t%69mestamp=1&timestamp=2").as_deref(), Some("Query parameter timestamp is given more than once"));
+    }
 }
