@@ -80,7 +80,7 @@ async fn record(State(state): State<AppState>, query: Params) -> Result<Response
 
 /// Exact counts for the UTC hour holding `timestamp`.
 #[utoipa::path(get, path = "/analytics", operation_id = "hourly_counts", tag = "analytics",
-    params(("timestamp" = i64, Query, description = "Any instant of the hour, milliseconds since the epoch")),
+    params(("timestamp" = i64, Query, minimum = 0.0, maximum = 253402300799999.0, description = "Any instant of the hour, milliseconds since the epoch")),
     responses(
         (status = 200, body = String, content_type = "text/plain",
             description = "`unique_users,N\nclicks,N\nimpressions,N\n`", example = "unique_users,2\nclicks,5\nimpressions,9\n"),

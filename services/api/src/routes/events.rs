@@ -152,8 +152,8 @@ struct Filters {
     component: Option<String>,
     /// Substring of the message.
     message: Option<String>,
-    /// Events at or after: `MM-DD-YYYY`, or an ISO 8601 date or date-time.
-    #[param(example = "04-16-2021")]
+    /// Events at or after: `MM-DD-YYYY`, or an ISO 8601 date or date-time (years 1 to 9999).
+    #[param(example = "04-16-2021", pattern = r"^$|^((0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])-\d{4}|\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)$")]
     from_date: Option<String>,
     /// Opaque; from the previous page's `next_url`.
     cursor: Option<String>,
@@ -233,7 +233,7 @@ async fn list(
                 .ok_or_else(|| ApiError::invalid_field("cursor", "Cursor is not valid"))?,
         ),
     };
-    let limit = match nonempty(&filters.limit) {
+    let limit = match filters.limit.as_deref() {
         None => DEFAULT_LIMIT,
         Some(raw) => raw.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
             ApiError::invalid_field("limit", format!("Limit must be between 1 and {MAX_LIMIT}"))

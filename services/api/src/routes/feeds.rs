@@ -92,14 +92,14 @@ impl Page {
             Some(raw) => Some(Cursor::parse(raw).ok_or_else(|| ApiError::bad_request("Cursor is not valid"))?),
         };
         let limit = match query.limit.as_deref() {
-            None | Some("") => DEFAULT_LIMIT,
+            None => DEFAULT_LIMIT,
             Some(raw) => raw
                 .parse()
                 .ok()
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
                 .ok_or_else(|| ApiError::bad_request(format!("Limit must be between 1 and {MAX_LIMIT}")))?,
         };
-        Ok(Self { after, limit, explicit_limit: query.limit.is_some_and(|l| !l.is_empty()) })
+        Ok(Self { after, limit, explicit_limit: query.limit.is_some() })
     }
 
     /// The `next_url` for a page whose last entry is `last`, or `""` at the end.
