@@ -110,17 +110,10 @@ impl Load {
 /// Waits until the writer and the fan-out applied everything published, at most until
 /// `deadline`.
 async fn wait_caught_up(stack: &Stack, deadline: Instant, logs: &[&ServiceProcess]) {
-    let high = stack.high_watermarks().await;
     for group in [&stack.common.writer_group, &stack.common.fanout_group] {
-        let key = stack.keys.progress(group, &stack.common.feed_topic);
-        loop {
-            let marks = feed_core::progress::read(&mut stack.redis.clone(), &key).await.unwrap_or_default();
-            if high.iter().all(|(p, h)| *h == 0 || marks.get(p).is_some_and(|m| m >= h)) {
-                break;
-            }
+        if let Err(behind) = stack.applied_by(&stack.common.feed_topic, group, deadline).await {
             let logs: Vec<_> = logs.iter().map(|p| p.log().display().to_string()).collect();
-            assert!(Instant::now() < deadline, "{group} did not catch up in time: {marks:?} of {high:?}; logs {logs:?}");
-            sleep(Duration::from_millis(50)).await;
+            panic!("{behind}; logs {logs:?}");
         }
     }
 }

@@ -50,15 +50,7 @@ impl Stores {
     /// Per partition, the next offset consumer `name` of `role` has not applied on `topic`.
     pub async fn applied(&self, role: Role, name: &str, topic: &str) -> anyhow::Result<HashMap<i32, i64>> {
         match role {
-            Role::Writer => Ok(sqlx::query_as::<_, (i32, i64)>(
-                "SELECT partition, next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2",
-            )
-            .bind(name)
-            .bind(topic)
-            .fetch_all(&self.db)
-            .await?
-            .into_iter()
-            .collect()),
+            Role::Writer => Ok(writer::offsets::load(&self.db, name, topic).await?),
             Role::Fanout => Ok(feed_core::progress::read(&mut self.redis.clone(), &self.keys.progress(name, topic)).await?),
         }
     }

@@ -21,7 +21,7 @@
 //! primary with replicas) allows; Redis Cluster would need the feeds split by slot.
 
 use crate::rebuild::Rebuilder;
-use feed_core::consumer::{Record, Sink, Stored};
+use feed_core::consumer::{first_offset, Record, Sink, Stored};
 use feed_core::event::{Event, EventType};
 use feed_core::feed::{self, Keys};
 use redis::aio::ConnectionManager;
@@ -160,7 +160,7 @@ impl Sink<Event> for FeedSink {
             next.len().to_string(),
         ];
         for (partition, next) in next {
-            let first = records.iter().filter(|r| r.partition == *partition).map(|r| r.offset).min().unwrap_or(*next);
+            let first = first_offset(records, *partition, *next);
             args.extend([partition.to_string(), first.to_string(), next.to_string()]);
         }
         for record in records {

@@ -169,12 +169,7 @@ impl Rebuilder {
         let _: () = redis::cmd("SET").arg(self.keys.generation()).arg(format!("{REBUILDING}{token}")).query_async(&mut self.redis).await?;
         let mut snapshot = self.db.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *snapshot).await?;
-        let writer_offsets: Vec<(i32, i64)> =
-            sqlx::query_as("SELECT partition, next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2")
-                .bind(&self.writer_group)
-                .bind(&self.feed_topic)
-                .fetch_all(&mut *snapshot)
-                .await?;
+        let writer_offsets = writer::offsets::load(&mut *snapshot, &self.writer_group, &self.feed_topic).await?;
         let (users, all) = match scope {
             Scope::All => (sqlx::query_scalar("SELECT id FROM users ORDER BY id").fetch_all(&mut *snapshot).await?, true),
             Scope::Users(users) => (users, false),

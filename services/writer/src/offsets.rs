@@ -4,21 +4,19 @@
 use sqlx::{PgExecutor, Postgres, Transaction};
 use std::collections::HashMap;
 
-/// Per partition of `partitions`, the next offset `consumer` has not applied on `topic`;
-/// partitions it never applied are absent.
-pub async fn load<'e>(db: impl PgExecutor<'e>, consumer: &str, topic: &str, partitions: &[i32]) -> sqlx::Result<HashMap<i32, i64>> {
-    let rows: Vec<(i32, i64)> = sqlx::query_as(
-        "SELECT partition, next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2 AND partition = ANY($3)",
-    )
-    .bind(consumer)
-    .bind(topic)
-    .bind(partitions)
-    .fetch_all(db)
-    .await?;
+/// Per partition, the next offset `consumer` has not applied on `topic`; partitions it
+/// never applied are absent. Also read by the fan-out's rebuild (inside its snapshot)
+/// and by `feedctl`.
+pub async fn load<'e>(db: impl PgExecutor<'e>, consumer: &str, topic: &str) -> sqlx::Result<HashMap<i32, i64>> {
+    let rows: Vec<(i32, i64)> = sqlx::query_as("SELECT partition, next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2")
+        .bind(consumer)
+        .bind(topic)
+        .fetch_all(db)
+        .await?;
     Ok(rows.into_iter().collect())
 }
 
-/// Like [`load`], but locks the rows (creating missing ones at 0) until `tx` ends, so two
+/// Like [`load`] for `partitions`, but locks the rows (creating missing ones at 0) until `tx` ends, so two
 /// writers that both think they own a partition apply it one after the other, and the
 /// second sees how far the first got.
 pub async fn lock(tx: &mut Transaction<'_, Postgres>, consumer: &str, topic: &str, partitions: &[i32]) -> sqlx::Result<HashMap<i32, i64>> {

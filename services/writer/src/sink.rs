@@ -5,7 +5,7 @@
 use crate::offsets;
 use crate::partitions::Partitions;
 use chrono::{DateTime, Utc};
-use feed_core::consumer::{Record, Sink, Stored};
+use feed_core::consumer::{first_offset, Record, Sink, Stored};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashMap;
 use std::future::Future;
@@ -48,7 +48,9 @@ impl<W> PgSink<W> {
 
 impl<T: Sync, W: Table<T>> Sink<T> for PgSink<W> {
     async fn resume_from(&mut self, partitions: &[i32]) -> anyhow::Result<HashMap<i32, i64>> {
-        Ok(offsets::load(&self.pool, &self.consumer, &self.topic, partitions).await?)
+        let mut stored = offsets::load(&self.pool, &self.consumer, &self.topic).await?;
+        stored.retain(|p, _| partitions.contains(p));
+        Ok(stored)
     }
 
     async fn apply(&mut self, records: &[Record<T>], next: &[(i32, i64)]) -> anyhow::Result<Stored> {
@@ -82,8 +84,7 @@ impl<T: Sync, W: Table<T>> Sink<T> for PgSink<W> {
 /// someone else applied records this consumer was about to apply.
 fn moved<T>(stored: &HashMap<i32, i64>, records: &[Record<T>], next: &[(i32, i64)]) -> bool {
     next.iter().any(|(partition, next)| {
-        let from = records.iter().filter(|r| r.partition == *partition).map(|r| r.offset).min().unwrap_or(*next);
-        stored.get(partition).is_some_and(|s| *s > from)
+        stored.get(partition).is_some_and(|s| *s > first_offset(records, *partition, *next))
     })
 }
 

@@ -86,6 +86,13 @@ pub trait Sink<T>: Send {
 /// before its records are taken to be at fault.
 pub const MAX_ATTEMPTS: u32 = 5;
 
+/// Where a batch starts on `partition`: its first record there, or `next` when it has
+/// none there (only offsets to store). A sink whose stored offset is past this has had
+/// the batch applied by someone else.
+pub fn first_offset<T>(records: &[Record<T>], partition: i32, next: i64) -> i64 {
+    records.iter().filter(|r| r.partition == partition).map(|r| r.offset).min().unwrap_or(next)
+}
+
 /// How big a batch may grow and how long to wait for it to fill.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchSettings {
@@ -133,7 +140,10 @@ pub struct BatchConsumer<T> {
 /// What waiting for a batch ended with.
 enum Next {
     Batch(Vec<Raw>),
+    /// The sink's offsets moved: resume from them.
     Resume,
+    /// Time to look the topic's partitions up again.
+    Refresh,
     Shutdown,
 }
 
@@ -171,7 +181,7 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
     pub async fn run<S: Sink<T>>(mut self, mut sink: S, shutdown: Shutdown) -> anyhow::Result<()> {
         let mut resume = true;
         loop {
-            if resume || self.looked_up.is_none_or(|at| at.elapsed() > METADATA_REFRESH) {
+            if resume || self.metadata_due() {
                 if !self.resume(&mut sink, resume, &shutdown).await {
                     break;
                 }
@@ -183,6 +193,7 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
                     resume = true;
                     continue;
                 }
+                Next::Refresh => continue,
                 Next::Shutdown => break,
             };
             for raw in &batch {
@@ -237,12 +248,8 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
 
     async fn try_resume<S: Sink<T>>(&mut self, sink: &mut S, always: bool) -> anyhow::Result<()> {
         let (brokers, topic) = (self.brokers.clone(), self.topic.clone());
-        let partitions = tokio::task::spawn_blocking(move || {
-            let client: rdkafka::consumer::BaseConsumer =
-                rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create()?;
-            crate::kafka::partitions(&client, &topic, Duration::from_secs(5))
-        })
-        .await??;
+        let partitions =
+            tokio::task::spawn_blocking(move || crate::kafka::topic_partitions(&brokers, &topic, Duration::from_secs(5))).await??;
         let owned: Vec<i32> = partitions.into_iter().filter(|p| self.assignment.owns(*p)).collect();
         if !always && owned == self.owned {
             self.looked_up = Some(Instant::now());
@@ -263,6 +270,11 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
         Ok(())
     }
 
+    /// Whether the topic's partitions are due to be looked up again.
+    fn metadata_due(&self) -> bool {
+        self.looked_up.is_none_or(|at| at.elapsed() > METADATA_REFRESH)
+    }
+
     /// Waits for a first record, then gathers more for up to `linger`. Records below the
     /// positions (prefetched before a seek) are dropped. While idle, asks the sink every
     /// [`IDLE_CHECK`] whether its offsets moved.
@@ -281,8 +293,11 @@ impl<T: Decode + Send + Sync> BatchConsumer<T> {
                     }
                 },
                 _ = sleep(IDLE_CHECK) => {
-                    if sink.offsets_moved().await || self.looked_up.is_none_or(|at| at.elapsed() > METADATA_REFRESH) {
+                    if sink.offsets_moved().await {
                         return Next::Resume;
+                    }
+                    if self.metadata_due() {
+                        return Next::Refresh;
                     }
                 }
             }

@@ -129,10 +129,20 @@ pub fn partitions<C: ConsumerContext, K: Consumer<C>>(consumer: &K, topic: &str,
     Ok(partitions)
 }
 
+/// A short-lived client for metadata and watermark look-ups.
+fn metadata_client(brokers: &str) -> anyhow::Result<BaseConsumer> {
+    Ok(ClientConfig::new().set("bootstrap.servers", brokers).create()?)
+}
+
+/// [`partitions`] through a client of its own. Blocks: call it from a blocking thread.
+pub fn topic_partitions(brokers: &str, topic: &str, timeout: Duration) -> anyhow::Result<Vec<i32>> {
+    partitions(&metadata_client(brokers)?, topic, timeout)
+}
+
 /// Per partition of `topic`, the offset the next record will get (the high watermark).
 /// Blocks: call it from a blocking thread.
 pub fn high_watermarks(brokers: &str, topic: &str, timeout: Duration) -> anyhow::Result<HashMap<i32, i64>> {
-    let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let client = metadata_client(brokers)?;
     partitions(&client, topic, timeout)?
         .into_iter()
         .map(|p| Ok((p, client.fetch_watermarks(topic, p, timeout)?.1)))
