@@ -140,6 +140,8 @@ pub struct StackOptions {
     pub read_your_writes_timeout: Duration,
     /// The API's broker acknowledgement bound.
     pub publish_timeout: Duration,
+    /// The API's whole-write bound (`WRITE_DEADLINE_MS`); must exceed `publish_timeout`.
+    pub write_deadline: Duration,
     /// Points the API (only) at other brokers, e.g. an unreachable address.
     pub api_brokers: Option<String>,
     /// Other backing services than [`infra`]'s (e.g. a [`daemons`] one a test crashes):
@@ -166,6 +168,7 @@ impl Default for StackOptions {
             partitions: 3,
             read_your_writes_timeout: Duration::from_secs(10),
             publish_timeout: Duration::from_secs(5),
+            write_deadline: Duration::from_secs(20),
             api_brokers: None,
             brokers: None,
             postgres_url: None,
@@ -342,6 +345,7 @@ impl Stack {
             common: api_common,
             listen_addr: "127.0.0.1:0".parse().expect("literal address"),
             publish_timeout: options.publish_timeout,
+            write_deadline: options.write_deadline,
             read_your_writes_timeout: options.read_your_writes_timeout,
             progress_poll: Duration::from_millis(1),
             demo_users: options.demo_users,

@@ -1,7 +1,8 @@
 //! Slow and idle clients are cut off instead of held: a connection that sends nothing,
 //! one that never finishes its headers, an idle keep-alive connection and a request
-//! whose body stalls are all closed by the server; and no more than `max_connections`
-//! are served at once.
+//! whose body stalls are all closed by the server; no more than `max_connections` are
+//! served at once; rate limits and write shedding answer 429 and 503; and a write that
+//! cannot start within its deadline, or whose client has gone, is not published.
 
 use api::server::Limits;
 use e2e::{Stack, StackOptions};
@@ -118,7 +119,9 @@ async fn clients_over_their_rate_get_429_and_nothing_is_recorded() {
     // Operations routes are never limited.
     assert_eq!(stack.get("/livez", None).await.0, reqwest::StatusCode::OK);
 
-    // With a key: per key, independent of other keys.
+    // With a key: per key, independent of other keys (once each key is known).
+    assert_eq!(stack.get("/me", Some("abc123")).await.0, reqwest::StatusCode::OK);
+    assert_eq!(stack.get("/me", Some("abc124")).await.0, reqwest::StatusCode::OK);
     let codes: Vec<u16> = futures::future::join_all((0..3).map(|_| stack.get("/me", Some("abc123")))).await.iter().map(|(s, _)| s.as_u16()).collect();
     assert_eq!(codes.iter().filter(|c| **c == 429).count(), 1, "{codes:?}");
     assert_eq!(stack.get("/me", Some("abc124")).await.0, reqwest::StatusCode::OK);
@@ -156,5 +159,105 @@ async fn writes_beyond_the_pending_bound_get_503_at_once() {
     assert_eq!(body["message"], "Too many writes in flight, retry shortly");
     assert_eq!(first.await.unwrap(), reqwest::StatusCode::CREATED, "the first is answered (pending) after its wait");
     assert_eq!(stack.published_on(&stack.common.events_topic).await, 1, "the shed write was not published");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_keys_share_one_bucket_per_address() {
+    let shedding = api::shedding::Settings { per_key: 2, per_address: 0, max_pending_writes: 1024 };
+    let stack = Stack::start_with(StackOptions { shedding, ..StackOptions::default() }).await;
+    // Four different made-up keys at once from one address: two are looked up and
+    // refused (401), two are limited before any lookup (429).
+    let other = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
+    let responses = futures::future::join_all(
+        (0..4).map(|i| other.get(format!("{}/me", stack.api_url)).header("X-App-Key", format!("made-up-{i}")).send()),
+    )
+    .await;
+    let mut statuses: Vec<u16> = responses.iter().map(|r| r.as_ref().map(|r| r.status().as_u16()).unwrap_or(0)).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, vec![401, 401, 429, 429]);
+    // A real key from another address is not held back by them.
+    assert_eq!(stack.get("/me", Some("abc123")).await.0, reqwest::StatusCode::OK);
+    stack.stop().await;
+}
+
+/// Holds an exclusive lock on `users` until dropped (rolled back), so the API's key
+/// lookups wait: the write stays before its publish for as long as the test wants.
+async fn lock_users(stack: &Stack) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut lock = stack.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.unwrap();
+    lock
+}
+
+/// Waits (at most 10 s) until a query of the API waits on a lock.
+async fn wait_for_blocked_query(stack: &Stack) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&stack.db)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the API never queried the locked table");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_cannot_start_within_its_deadline_gets_503_and_is_not_recorded() {
+    // A publish may take 3 s, a write 4 s: one still before its publish after 1 s is refused.
+    let options = StackOptions {
+        publish_timeout: Duration::from_secs(3),
+        write_deadline: Duration::from_secs(4),
+        ..StackOptions::default()
+    };
+    let stack = Stack::start_with(options).await;
+    let published = stack.published_on(&stack.common.feed_topic).await;
+    let lock = lock_users(&stack).await;
+    let write = tokio::spawn({
+        let request = stack.http.post(format!("{}/post", stack.api_url)).header("X-App-Key", "abc123");
+        async move { request.json(&serde_json::json!({"type": "post", "content": "late"})).send().await.unwrap() }
+    });
+    wait_for_blocked_query(&stack).await;
+    // Held past the point where a publish could still finish within the deadline.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    lock.rollback().await.unwrap();
+    let answer = write.await.unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.headers()["retry-after"], "1");
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["message"], "The write could not be started within its deadline; nothing was recorded");
+    assert_eq!(stack.published_on(&stack.common.feed_topic).await, published, "the late write was published");
+    // Once the lookup is fast again, writes go through.
+    assert_eq!(stack.post("/post", "abc123", serde_json::json!({"type": "post", "content": "on time"})).await.0, reqwest::StatusCode::OK);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_client_hung_up_before_its_publish_is_not_published() {
+    let stack = Stack::start().await;
+    let published = stack.published_on(&stack.common.feed_topic).await;
+    let lock = lock_users(&stack).await;
+    let body = r#"{"type": "post", "content": "nobody waits for me"}"#;
+    let mut client = TcpStream::connect(address(&stack)).await.expect("connect");
+    let request = format!(
+        "POST /post HTTP/1.1\r\nHost: x\r\nX-App-Key: abc123\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    client.write_all(request.as_bytes()).await.expect("write");
+    wait_for_blocked_query(&stack).await;
+    drop(client);
+    lock.rollback().await.unwrap();
+    // The same author's next write, answered after the abandoned one could have been
+    // published, is the only one recorded.
+    assert_eq!(stack.post("/post", "abc123", serde_json::json!({"type": "post", "content": "waited for"})).await.0, reqwest::StatusCode::OK);
+    assert_eq!(stack.published_on(&stack.common.feed_topic).await, published + 1, "a write nobody waits for was published");
+    let (_, posts) = stack.get("/feed/my", Some("abc123")).await;
+    let entries = posts["my_feed"].as_array().unwrap();
+    assert_eq!(entries.iter().filter(|e| e["verb"] == "post").count(), 1, "{entries:?}");
     stack.stop().await;
 }

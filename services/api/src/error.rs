@@ -65,6 +65,13 @@ impl ApiError {
         Self { retry_after: Some(1), ..Self::unavailable(message) }
     }
 
+    /// 499 (nginx's "client closed request"): the client hung up before its write was
+    /// published, so it was not. Nobody reads the answer; logs and metrics do.
+    pub fn client_gone() -> Self {
+        let status = StatusCode::from_u16(499).expect("499 is a valid status code");
+        Self::new(status, "The client closed the connection; nothing was recorded")
+    }
+
     /// The status this error answers with.
     pub fn status(&self) -> StatusCode {
         self.status

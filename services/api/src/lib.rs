@@ -7,6 +7,7 @@
 //! to apply it, so the caller's next read sees its write (see [`pipeline`]).
 
 pub mod auth;
+pub mod deadline;
 pub mod domain;
 pub mod error;
 pub mod json;
@@ -40,6 +41,11 @@ pub struct Config {
     /// `PUBLISH_TIMEOUT_MS` (default 5000): how long to wait for the broker's
     /// acknowledgement before answering 503.
     pub publish_timeout: Duration,
+    /// `WRITE_DEADLINE_MS` (default 10000): how long a write may take in all. A write
+    /// that cannot start publishing at least `publish_timeout` before it answers 503 +
+    /// `Retry-After` (nothing recorded); the read-your-writes wait gets what is left.
+    /// Must exceed `publish_timeout`.
+    pub write_deadline: Duration,
     /// `READ_YOUR_WRITES_TIMEOUT_MS` (default 5000): how long a write waits for the
     /// consumer groups before answering anyway.
     pub read_your_writes_timeout: Duration,
@@ -65,10 +71,17 @@ pub struct Config {
 impl Config {
     /// Reads the settings from the environment.
     pub fn from_env() -> anyhow::Result<Self> {
+        let publish_timeout = env_millis("PUBLISH_TIMEOUT_MS", 5000)?;
+        let write_deadline = env_millis("WRITE_DEADLINE_MS", 10_000)?;
+        anyhow::ensure!(
+            write_deadline > publish_timeout,
+            "WRITE_DEADLINE_MS ({write_deadline:?}) must exceed PUBLISH_TIMEOUT_MS ({publish_timeout:?})"
+        );
         Ok(Self {
             common: CommonConfig::from_env()?,
             listen_addr: env_or("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 5000)))?,
-            publish_timeout: env_millis("PUBLISH_TIMEOUT_MS", 5000)?,
+            publish_timeout,
+            write_deadline,
             read_your_writes_timeout: env_millis("READ_YOUR_WRITES_TIMEOUT_MS", 5000)?,
             progress_poll: env_millis("PROGRESS_POLL_MS", 1)?,
             demo_users: env_or("DEMO_USERS", false)?,
@@ -112,6 +125,8 @@ pub struct AppState {
     pub analytics_window: feed_core::config::TimeWindow,
     /// Rate limits and write slots.
     pub shedding: shedding::Shedding,
+    /// How long a publish may take (the producer's delivery timeout).
+    pub publish_timeout: Duration,
 }
 
 /// Header telling whether the write was visible to reads when the answer was sent:
@@ -188,6 +203,7 @@ impl AppState {
             publisher: Publisher::new(producer),
             analytics_window: common.analytics_window,
             shedding: shedding::Shedding::new(config.shedding),
+            publish_timeout: config.publish_timeout,
         })
     }
 
@@ -208,8 +224,12 @@ impl AppState {
         headers: &[(&str, &str)],
     ) -> Result<Recorded, error::ApiError> {
         let _slot = self.shedding.write_slot()?;
+        let scope = deadline::current();
+        if let Some(scope) = &scope {
+            scope.check_before_publish(self.publish_timeout)?;
+        }
         let position = self.publisher.publish(&stream.topic, key, payload, headers).await?;
-        let applied = stream.read_your_writes.wait(position).await;
+        let applied = stream.read_your_writes.wait(position, scope.map(|s| s.remaining())).await;
         Ok(Recorded { applied, event_id: pipeline::event_id(headers).map(str::to_string) })
     }
 }
@@ -233,7 +253,7 @@ impl Application {
         if config.demo_users {
             users::seed_demo_users(&state).await?;
         }
-        let router = routes::router(state.clone(), config.max_body_bytes, config.limits.body_read_timeout);
+        let router = routes::router(state.clone(), config.max_body_bytes, config.limits.body_read_timeout, config.write_deadline);
         let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Self { listener, router, state, shutdown_hook, limits: config.limits })
     }

@@ -142,20 +142,22 @@ impl ReadYourWrites {
     }
 
     /// Waits until every awaited group has applied `position`, at most the
-    /// configured bound. `true` if they did; `false` when the bound expired (the event is
+    /// configured bound (or `within`, if shorter: what is left of the request's
+    /// deadline). `true` if they did; `false` when the bound expired (the event is
     /// still durable in the log and will be applied, only later).
-    pub async fn wait(&self, position: Position) -> bool {
+    pub async fn wait(&self, position: Position, within: Option<Duration>) -> bool {
+        let bound = within.map_or(self.timeout, |within| within.min(self.timeout));
         let mut applied = self.applied.subscribe();
         self.wake.notify_one();
         let done = |applied: &Applied| {
             !applied.is_empty()
                 && applied.iter().all(|marks| progress::covers(marks, position.partition, position.offset))
         };
-        let result = tokio::time::timeout(self.timeout, applied.wait_for(done)).await;
+        let result = tokio::time::timeout(bound, applied.wait_for(done)).await;
         let applied = matches!(result, Ok(Ok(_)));
         if !applied {
             metrics::counter!("feed_read_your_writes_expired_total").increment(1);
-            tracing::warn!(?position, timeout = ?self.timeout, "read-your-writes wait expired");
+            tracing::warn!(?position, timeout = ?bound, "read-your-writes wait expired");
         }
         applied
     }

@@ -60,10 +60,15 @@ pub async fn serve(listener: TcpListener, router: axum::Router, limits: Limits, 
             },
         };
         let _ = stream.set_nodelay(true);
-        // The peer address, for per-address rate limits.
+        // The peer address, for per-address rate limits; the socket, so a write can tell
+        // whether its client is still there.
+        let client = crate::deadline::ClientSocket::of(&stream);
         let service = TowerToHyperService::new(router.clone().map_request(move |request: Request<Incoming>| {
             let mut request = request.map(axum::body::Body::new);
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            if let Some(client) = &client {
+                request.extensions_mut().insert(client.clone());
+            }
             request
         }));
         let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();

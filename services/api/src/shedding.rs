@@ -2,7 +2,8 @@
 //! API down for everyone.
 //!
 //! - Rate limits: a token bucket per app key (per client address for requests without
-//!   a key), refilled at the configured rate with a burst of one second's worth; an
+//!   a key, and for requests whose key is not yet known to be valid, so made-up keys
+//!   share one bucket), refilled at the configured rate with a burst of one second's worth; an
 //!   empty bucket answers 429 with `Retry-After` and the `RateLimit-*` headers. Off by
 //!   default. Operations routes (`/livez`, `/health`, `/metrics`, `/openapi.json`) are
 //!   never limited.
@@ -101,13 +102,14 @@ impl Shedding {
 pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let settings = state.shedding.settings;
     let operations = matches!(request.uri().path(), "/livez" | "/health" | "/metrics" | "/openapi.json");
-    let key = request.headers().get(crate::auth::KEY_HEADER).and_then(|v| v.to_str().ok());
+    let key = request.headers().get(crate::auth::KEY_HEADER).map(|v| crate::auth::hash_key(String::from_utf8_lossy(v.as_bytes()).trim()));
+    let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
     let (client, rate) = match key {
-        Some(key) => (format!("key:{}", crate::auth::hash_key(key)), settings.per_key),
-        None => {
-            let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
-            (format!("address:{address}"), settings.per_address)
-        }
+        // Only keys known to be valid get a bucket of their own: made-up keys would
+        // otherwise each get a fresh one (and cost a database lookup each).
+        Some(hash) if state.auth_cache.contains_key(&hash) => (format!("key:{hash}"), settings.per_key),
+        Some(_) => (format!("unverified-key:{address}"), settings.per_key),
+        None => (format!("address:{address}"), settings.per_address),
     };
     if operations || rate == 0 {
         return next.run(request).await;

@@ -44,7 +44,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The whole HTTP API.
-pub fn router(state: AppState, max_body_bytes: usize, body_read_timeout: std::time::Duration) -> Router {
+pub fn router(state: AppState, max_body_bytes: usize, body_read_timeout: std::time::Duration, write_deadline: std::time::Duration) -> Router {
     let (router, openapi) = api();
     let document = OpenApiJson(Bytes::from(crate::openapi::render(&openapi)));
     router
@@ -56,6 +56,8 @@ pub fn router(state: AppState, max_body_bytes: usize, body_read_timeout: std::ti
         .layer(middleware::from_fn(well_formed_query))
         .layer(middleware::from_fn_with_state(state.clone(), crate::shedding::rate_limit))
         .layer(middleware::from_fn(track))
+        // Outside the rate limits, so the deadline counts from the request's arrival.
+        .layer(middleware::from_fn_with_state(write_deadline, crate::deadline::scope))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // A client that stops sending its body mid-way is cut off, not waited for.
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_read_timeout))
