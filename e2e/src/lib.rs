@@ -244,6 +244,11 @@ impl ServiceProcess {
         self.child = Some(child);
     }
 
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     /// Where its output goes, for a failing test to point at.
     pub fn log(&self) -> &std::path::Path {
         &self.log

@@ -1,10 +1,28 @@
 //! Tools that drive a running stack: a data generator (`feedgen`), a benchmark
-//! (`feedbench`) and a crash-recovery benchmark (`feedrecovery`). They publish straight
+//! (`feedbench`), a crash-recovery benchmark (`feedrecovery`) and an overload
+//! benchmark (`feedoverload`). They publish straight
 //! onto the feed topic with the product's own envelope, so the data goes through the
 //! real writer and fan-out.
 
 pub mod bench;
 pub mod gen;
 pub mod load;
+pub mod overload;
 pub mod recovery;
 pub mod seed;
+
+/// `common` with its own topics, groups and Redis key prefix (`<label>-…-<random id>`),
+/// so a benchmark that runs its own services shares only the stores with anything
+/// else. Migrations are left to the caller.
+pub fn scratch(common: &feed_core::config::CommonConfig, label: &str) -> feed_core::config::CommonConfig {
+    let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let mut common = common.clone();
+    common.feed_topic = format!("{label}-feed-{id}");
+    common.events_topic = format!("{label}-events-{id}");
+    common.analytics_topic = format!("{label}-analytics-{id}");
+    common.writer_group = format!("{label}-writer-{id}");
+    common.fanout_group = format!("{label}-fanout-{id}");
+    common.redis_key_prefix = format!("{label}:{id}:");
+    common.run_migrations = false;
+    common
+}

@@ -47,15 +47,7 @@ pub struct RoleRecovery {
 
 /// Runs the benchmark.
 pub async fn run(config: &RecoveryConfig) -> anyhow::Result<Vec<RoleRecovery>> {
-    let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let mut common = config.common.clone();
-    common.feed_topic = format!("recovery-feed-{id}");
-    common.events_topic = format!("recovery-events-{id}");
-    common.analytics_topic = format!("recovery-analytics-{id}");
-    common.writer_group = format!("recovery-writer-{id}");
-    common.fanout_group = format!("recovery-fanout-{id}");
-    common.redis_key_prefix = format!("recovery:{id}:");
-    common.run_migrations = false;
+    let common = crate::scratch(&config.common, "recovery");
     let db = feed_core::db::connect(&common.database_url, 2).await?;
     feed_core::db::migrate(&db).await?;
     common.ensure_topics().await?;
