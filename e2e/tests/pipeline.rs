@@ -1,11 +1,12 @@
 //! The pipeline's guarantees: replays are idempotent, a post racing a follow lands
 //! exactly once, an unreachable broker gives 503 rather than a false success, poison
-//! records are dead-lettered, a graceful stop loses nothing. (Crashes: `crash.rs`.)
+//! records are dead-lettered, a graceful stop loses nothing, the friends feed goes on
+//! past what Redis keeps. (Crashes: `crash.rs`.)
 
 use e2e::{Stack, StackOptions};
 use futures::stream::{self, StreamExt};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -303,5 +304,43 @@ async fn a_record_the_database_keeps_refusing_is_dead_lettered_after_a_few_tries
     let metrics = stack.get("/metrics", None).await.1;
     let line = format!("feed_consumer_dead_letters_total{{topic=\"{topic}\",group=\"{}\"}} 1", stack.common.events_writer_group());
     assert!(metrics.as_str().is_some_and(|m| m.contains(&line)), "{line} not in {metrics}");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_friends_feed_continues_from_postgresql_past_what_redis_keeps() {
+    // Redis keeps 5 entries per feed; nico posts 12 after ivan follows him, and eric 2.
+    let stack = Stack::start_with(StackOptions { feed_max_len: 5, ..StackOptions::default() }).await;
+    assert_eq!(stack.post("/follow", IVAN, json!({"follow": "nico"})).await.0, StatusCode::OK);
+    assert_eq!(stack.post("/follow", IVAN, json!({"follow": "eric"})).await.0, StatusCode::OK);
+    for i in 0..12 {
+        let key = if i % 6 == 5 { "abc125" } else { "abc124" };
+        assert_eq!(stack.post("/post", key, json!({"type": "post", "content": format!("{i}")})).await.0, StatusCode::OK);
+    }
+    stack.wait_applied(&stack.common.fanout_group).await;
+    let ivan = stack.get("/me", Some(IVAN)).await.1["id"].as_i64().unwrap();
+    let held: i64 = redis::cmd("ZCARD").arg(stack.keys.friends(ivan)).query_async(&mut stack.redis.clone()).await.unwrap();
+    assert_eq!(held, 5, "Redis trimmed the feed");
+
+    // Pages of 4 from the start: Redis, then the boundary page, then PostgreSQL.
+    let mut seen: Vec<Value> = Vec::new();
+    let mut path = "/feed/friends?limit=4".to_string();
+    loop {
+        let (status, body) = stack.get(&path, Some(IVAN)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        let entries = body["friends_feed"].as_array().unwrap();
+        assert!(entries.len() <= 4);
+        seen.extend(entries.iter().cloned());
+        match body["next_url"].as_str().unwrap() {
+            "" => break,
+            next => path = next.to_string(),
+        }
+        assert!(seen.len() <= 12, "the feed does not end: {seen:?}");
+    }
+    // Every post once, newest first: the object ids count down from 12.
+    let ids: Vec<i64> = seen.iter().map(|e| e["object_id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, (1..=12).rev().collect::<Vec<_>>());
+    let (_, first_page) = stack.get("/feed/friends?limit=12", Some(IVAN)).await;
+    assert_eq!(first_page["friends_feed"].as_array().unwrap(), &seen, "one page reads the same entries");
     stack.stop().await;
 }

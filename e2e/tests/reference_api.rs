@@ -162,14 +162,14 @@ async fn every_error_case_answers_as_the_reference_and_publishes_nothing() {
     }
     for object in ["post:2", "photo:1"] {
         let body = json!({"verb": "like", "object": object});
-        assert_eq!(stack.post("/activity", IVAN, body).await, error(not_found, "Object is not found"));
+        assert_eq!(stack.post("/activity", IVAN, body).await, error(bad, "Object is not found"));
     }
 
     // POST /follow and /unfollow.
-    assert_eq!(stack.post("/follow", IVAN, json!({"follow": "nobody"})).await, error(not_found, "User not found"));
-    assert_eq!(stack.post("/follow", IVAN, json!({})).await, error(not_found, "User not found"));
+    assert_eq!(stack.post("/follow", IVAN, json!({"follow": "nobody"})).await, error(bad, "User not found"));
+    assert_eq!(stack.post("/follow", IVAN, json!({})).await, error(bad, "User not found"));
     assert_eq!(stack.post("/follow", IVAN, json!({"follow": "ivan"})).await, error(bad, "You can't follow yourself"));
-    assert_eq!(stack.post("/unfollow", IVAN, json!({"unfollow": "nobody"})).await, error(not_found, "User not found"));
+    assert_eq!(stack.post("/unfollow", IVAN, json!({"unfollow": "nobody"})).await, error(bad, "User not found"));
     assert_eq!(stack.post("/unfollow", IVAN, json!({"unfollow": "ivan"})).await, error(bad, "You can't unfollow yourself"));
 
     // Feed paging parameters.

@@ -1,10 +1,11 @@
 //! Tools that drive a running stack: a data generator (`feedgen`), a benchmark
-//! (`feedbench`), a crash-recovery benchmark (`feedrecovery`) and an overload
-//! benchmark (`feedoverload`). They publish straight
+//! (`feedbench`), a crash-recovery benchmark (`feedrecovery`), an overload
+//! benchmark (`feedoverload`) and the friends feed past Redis (`feeddeep`). They publish straight
 //! onto the feed topic with the product's own envelope, so the data goes through the
 //! real writer and fan-out.
 
 pub mod bench;
+pub mod deep;
 pub mod gen;
 pub mod load;
 pub mod overload;

@@ -16,8 +16,8 @@
 
 use chrono::{DateTime, Utc};
 use feed_core::config::CommonConfig;
-use feed_core::event::ObjectKind;
-use feed_core::feed::{encode_member, feeds_complete, follow_version, format_time, score, FeedEntry, Keys, REBUILDING};
+use feed_core::activities::{self, Verbs};
+use feed_core::feed::{feeds_complete, follow_version, score, Keys, REBUILDING};
 use redis::aio::ConnectionManager;
 use redis::Script;
 use sqlx::PgPool;
@@ -83,21 +83,6 @@ pub struct Rebuilder {
     feed_topic: String,
     progress_key: String,
 }
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    time: DateTime<Utc>,
-    event_id: Uuid,
-    actor_id: i64,
-    actor_name: String,
-    verb: String,
-    object_type: Option<String>,
-    object_id: Option<i64>,
-    target_name: Option<String>,
-}
-
-const COLUMNS: &str = "a.time, a.event_id, a.actor_id, a.actor_name, a.verb, a.object_type, a.object_id, a.target_name";
-const FANNED_OUT: &str = "a.verb IN ('post', 'like', 'share')";
 
 impl Rebuilder {
     /// A rebuilder for the fan-out group and stores named in `common`, keeping
@@ -217,29 +202,8 @@ impl Rebuilder {
             .bind(user)
             .fetch_all(&mut *snapshot)
             .await?;
-        let authored: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM activities a WHERE a.actor_id = $1 AND {FANNED_OUT}
-             ORDER BY a.time DESC, a.event_id DESC LIMIT $2"
-        ))
-        .bind(user)
-        .bind(self.max_len as i64)
-        .fetch_all(&mut *snapshot)
-        .await?;
-        // Each followee's newest entries (index range scans), then the newest overall.
-        let friends: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM follows f
-             CROSS JOIN LATERAL (
-                 SELECT {COLUMNS} FROM activities a
-                 WHERE a.actor_id = f.followee_id AND {FANNED_OUT}
-                 ORDER BY a.time DESC, a.event_id DESC LIMIT $2
-             ) a
-             WHERE f.follower_id = $1
-             ORDER BY a.time DESC, a.event_id DESC LIMIT $2"
-        ))
-        .bind(user)
-        .bind(self.max_len as i64)
-        .fetch_all(&mut *snapshot)
-        .await?;
+        let authored = activities::authored(&mut *snapshot, user, Verbs::FannedOut, None, self.max_len as i64).await?;
+        let friends = activities::friends(&mut *snapshot, user, None, self.max_len as i64).await?;
 
         let mut pipe = redis::pipe();
         pipe.atomic();
@@ -256,7 +220,7 @@ impl Rebuilder {
         }
         for (key, rows) in [(self.keys.authored(user), authored), (self.keys.friends(user), friends)] {
             pipe.del(&key).ignore();
-            let members: Vec<(i64, String)> = rows.iter().filter_map(|r| Some((score(r.time), member(r)?))).collect();
+            let members: Vec<(i64, String)> = rows.iter().filter_map(|r| Some((score(r.time), r.member()?))).collect();
             if !members.is_empty() {
                 pipe.zadd_multiple(&key, &members).ignore();
             }
@@ -264,16 +228,4 @@ impl Rebuilder {
         pipe.query_async::<()>(&mut self.redis).await?;
         Ok(())
     }
-}
-
-fn member(row: &Row) -> Option<String> {
-    let entry = FeedEntry {
-        actor_name: row.actor_name.clone(),
-        verb: row.verb.clone(),
-        object_id: row.object_id,
-        object_type: row.object_type.as_deref().and_then(ObjectKind::parse),
-        target_name: row.target_name.clone(),
-        time: format_time(row.time),
-    };
-    encode_member(&row.event_id, row.actor_id, &entry)
 }

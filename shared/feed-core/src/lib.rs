@@ -5,6 +5,7 @@
 //!
 //! - [`event`]: the versioned event envelope, the public contract of the topics;
 //! - [`feed`]: how a feed entry looks and where it lives in Redis;
+//! - [`activities`]: the feed queries on the `activities` hypertable;
 //! - [`progress`]: the offsets each consumer group has applied, which the API waits on
 //!   to give clients read-your-writes;
 //! - [`streams`]: the envelopes of the generic-event and analytics streams;
@@ -12,6 +13,7 @@
 //! - [`health`]: how far each consumer got, for lag, stall alerts and `/health`;
 //! - [`config`], [`telemetry`], [`metrics`], [`kafka`], [`db`], [`redis_pool`], [`shutdown`]: setup.
 
+pub mod activities;
 pub mod config;
 pub mod consumer;
 pub mod db;

@@ -53,8 +53,7 @@ pub struct ActivityRecorded {
 #[utoipa::path(post, path = "/activity", operation_id = "create_activity", tag = "feed", security(("app_key" = [])), request_body = NewActivity,
     responses(
         (status = 200, body = ActivityRecorded, description = "`Activity recorded`"),
-        (status = 400, body = ErrorBody, description = "`Verb is missing or wrong verb format`, `Wrong object format`"),
-        (status = 404, body = ErrorBody, description = "`Object is not found`"),
+        (status = 400, body = ErrorBody, description = "`Verb is missing or wrong verb format`, `Wrong object format`, or `Object is not found` (400, as the reference answers)"),
         (status = 503, body = ErrorBody, description = "The broker or database is unavailable: nothing was recorded"),
     ))]
 async fn create(State(state): State<AppState>, user: AuthUser, body: JsonObject) -> Result<Response, ApiError> {
@@ -66,7 +65,7 @@ async fn create(State(state): State<AppState>, user: AuthUser, body: JsonObject)
     .bind(object.id)
     .fetch_optional(&state.db)
     .await?;
-    let (owner_id, owner_name) = owner.ok_or_else(|| ApiError::not_found("Object is not found"))?;
+    let (owner_id, owner_name) = owner.ok_or_else(|| ApiError::bad_request("Object is not found"))?;
     let kind = match verb {
         ReactionVerb::Like => EventType::Like,
         ReactionVerb::Share => EventType::Share,

@@ -10,9 +10,9 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
-use feed_core::event::ObjectKind;
-use feed_core::feed::{feeds_complete, format_time, parse_member, FeedEntry};
+use chrono::DateTime;
+use feed_core::activities::{self, ActivityRow, Position, Verbs};
+use feed_core::feed::{feeds_complete, parse_member, FeedEntry};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -82,6 +82,15 @@ impl Cursor {
     fn encode(&self) -> String {
         format!("{}_{}", self.micros, self.event_id)
     }
+
+    fn at(position: Position) -> Self {
+        Self { micros: position.time.timestamp_micros(), event_id: position.event_id }
+    }
+
+    /// The place in the hypertable's order (parsing checked the time is in range).
+    fn position(self) -> Option<Position> {
+        Some(Position { time: DateTime::from_timestamp_micros(self.micros)?, event_id: self.event_id })
+    }
 }
 
 impl Page {
@@ -112,17 +121,6 @@ impl Page {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct ActivityRow {
-    time: DateTime<Utc>,
-    event_id: Uuid,
-    actor_name: String,
-    verb: String,
-    object_type: Option<String>,
-    object_id: Option<i64>,
-    target_name: Option<String>,
-}
-
 /// The caller's own activities (posts, likes, shares, follows, unfollows).
 #[utoipa::path(get, path = "/feed/my", tag = "feed", security(("app_key" = [])), params(PageQuery),
     responses(
@@ -136,45 +134,19 @@ async fn my_feed(
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<MyFeed>, ApiError> {
     let page = Page::parse(query)?;
-    let (after_time, after_id) = match page.after {
-        Some(c) => (DateTime::from_timestamp_micros(c.micros), Some(c.event_id)),
-        None => (None, None),
-    };
-    let mut rows: Vec<ActivityRow> = sqlx::query_as(
-        "SELECT time, event_id, actor_name, verb, object_type, object_id, target_name
-         FROM activities
-         WHERE actor_id = $1 AND ($2::timestamptz IS NULL OR (time, event_id) < ($2, $3))
-         ORDER BY time DESC, event_id DESC
-         LIMIT $4",
-    )
-    .bind(user.id)
-    .bind(after_time)
-    .bind(after_id)
-    .bind(page.limit as i64 + 1)
-    .fetch_all(&state.db)
-    .await?;
+    let after = page.after.and_then(Cursor::position);
+    let mut rows = activities::authored(&state.db, user.id, Verbs::All, after, page.limit as i64 + 1).await?;
     let has_more = rows.len() > page.limit;
     rows.truncate(page.limit);
-    let last = rows
-        .last()
-        .filter(|_| has_more)
-        .map(|r| Cursor { micros: r.time.timestamp_micros(), event_id: r.event_id });
-    let entries: Vec<FeedEntry> = rows
-        .into_iter()
-        .map(|r| FeedEntry {
-            actor_name: r.actor_name,
-            verb: r.verb,
-            object_id: r.object_id,
-            object_type: r.object_type.as_deref().and_then(ObjectKind::parse),
-            target_name: r.target_name,
-            time: format_time(r.time),
-        })
-        .collect();
+    let last = rows.last().filter(|_| has_more).map(|r| Cursor::at(r.position()));
+    let entries: Vec<FeedEntry> = rows.iter().map(ActivityRow::entry).collect();
     metrics::counter!("feed_feed_reads_total", "feed" => "my").increment(1);
     Ok(Json(MyFeed { my_feed: entries, next_url: page.next_url("/feed/my", last) }))
 }
 
-/// Posts, likes and shares of the users the caller follows: one Redis read.
+/// Posts, likes and shares of the users the caller follows: one Redis read, and past
+/// the newest `FEED_MAX_LEN` entries Redis keeps, one PostgreSQL query, so the feed goes
+/// back to the followees' first activity.
 #[utoipa::path(get, path = "/feed/friends", tag = "feed", security(("app_key" = [])), params(PageQuery),
     responses(
         (status = 200, body = FriendsFeed, description = "A page of the feed",
@@ -226,14 +198,31 @@ async fn friends_feed(
         }
     }
     drop(conn);
-    let has_more = raw.len() > page.limit;
-    raw.truncate(page.limit);
-    let members: Vec<(feed_core::feed::Member<'_>, i64)> =
-        raw.iter().filter_map(|(m, s)| parse_member(m).map(|m| (m, *s))).collect();
-    let last = members.last().filter(|_| has_more).and_then(|(m, score)| {
-        Some(Cursor { micros: *score, event_id: m.event_id.parse().ok()? })
-    });
-    let entries: Vec<&RawValue> = members.iter().filter_map(|(m, _)| serde_json::from_str(m.json).ok()).collect();
+    let mut entries: Vec<(Cursor, &RawValue)> = raw
+        .iter()
+        .filter_map(|(member, score)| {
+            let member = parse_member(member)?;
+            let cursor = Cursor { micros: *score, event_id: member.event_id.parse().ok()? };
+            Some((cursor, serde_json::from_str(member.json).ok()?))
+        })
+        .collect();
+    // Redis keeps the newest `FEED_MAX_LEN` entries; past them the page continues from
+    // PostgreSQL, strictly after the last entry seen, in the same order.
+    let older: Vec<(Cursor, Box<RawValue>)> = if raw.len() < wanted {
+        let from = entries.last().map(|(cursor, _)| *cursor).or(page.after).and_then(Cursor::position);
+        let rows = activities::friends(&state.db, user.id, from, (wanted - raw.len()) as i64).await?;
+        metrics::counter!("feed_friends_pages_from_db_total").increment(1);
+        rows.iter()
+            .filter_map(|row| Some((Cursor::at(row.position()), serde_json::value::to_raw_value(&row.entry()).ok()?)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    entries.extend(older.iter().map(|(cursor, json)| (*cursor, json.as_ref())));
+    let has_more = entries.len() > page.limit;
+    entries.truncate(page.limit);
+    let last = entries.last().filter(|_| has_more).map(|(cursor, _)| *cursor);
+    let entries: Vec<&RawValue> = entries.into_iter().map(|(_, json)| json).collect();
     let body = FriendsFeed { friends_feed: entries, next_url: page.next_url("/feed/friends", last) };
     metrics::counter!("feed_feed_reads_total", "feed" => "friends").increment(1);
     // The entries are already JSON: written out as they are, never re-parsed into values.

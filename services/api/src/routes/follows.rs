@@ -44,11 +44,11 @@ async fn other_user(
     field: &str,
     yourself: &'static str,
 ) -> Result<UserRef, ApiError> {
-    let name = body.str(field).and_then(Username::parse).ok_or_else(|| ApiError::not_found("User not found"))?;
+    let name = body.str(field).and_then(Username::parse).ok_or_else(|| ApiError::bad_request("User not found"))?;
     if name.as_str() == user.name {
         return Err(ApiError::bad_request(yourself));
     }
-    find_by_name(state, name.as_str()).await?.ok_or_else(|| ApiError::not_found("User not found"))
+    find_by_name(state, name.as_str()).await?.ok_or_else(|| ApiError::bad_request("User not found"))
 }
 
 async fn is_following(state: &AppState, follower: i64, followee: i64) -> Result<bool, ApiError> {
@@ -64,8 +64,7 @@ async fn is_following(state: &AppState, follower: i64, followee: i64) -> Result<
 #[utoipa::path(post, path = "/follow", tag = "feed", security(("app_key" = [])), request_body = FollowRequest,
     responses(
         (status = 200, body = ActivityRecorded, description = "`User followed`, or `Already followed` (nothing recorded)"),
-        (status = 400, body = ErrorBody, description = "`You can't follow yourself`"),
-        (status = 404, body = ErrorBody, description = "`User not found`"),
+        (status = 400, body = ErrorBody, description = "`You can't follow yourself`, or `User not found` (400, as the reference answers)"),
         (status = 503, body = ErrorBody, description = "The broker or database is unavailable: nothing was recorded"),
     ))]
 async fn follow(State(state): State<AppState>, user: AuthUser, body: JsonObject) -> Result<Response, ApiError> {
@@ -83,8 +82,7 @@ async fn follow(State(state): State<AppState>, user: AuthUser, body: JsonObject)
 #[utoipa::path(post, path = "/unfollow", tag = "feed", security(("app_key" = [])), request_body = UnfollowRequest,
     responses(
         (status = 200, body = ActivityRecorded, description = "`User unfollowed`"),
-        (status = 400, body = ErrorBody, description = "`You can't unfollow yourself`"),
-        (status = 404, body = ErrorBody, description = "`User not found`"),
+        (status = 400, body = ErrorBody, description = "`You can't unfollow yourself`, or `User not found` (400, as the reference answers)"),
         (status = 503, body = ErrorBody, description = "The broker or database is unavailable: nothing was recorded"),
     ))]
 async fn unfollow(State(state): State<AppState>, user: AuthUser, body: JsonObject) -> Result<Response, ApiError> {
