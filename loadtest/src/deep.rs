@@ -112,7 +112,7 @@ pub async fn run(config: &DeepConfig) -> anyhow::Result<DeepReport> {
             // The same query, alone (the cursor of the page's request).
             let after = cursor_position(&path);
             let started = Instant::now();
-            activities::friends(&seeder.db, reader.id, after, config.limit as i64 + 1).await?;
+            activities::friends(&seeder.db, reader.id, activities::Range::after(after, config.limit as i64 + 1)).await?;
             queries.record(started.elapsed().as_micros().max(1) as u64)?;
             deepest = after;
         }
@@ -152,6 +152,7 @@ async fn explain(db: &sqlx::PgPool, reader: i64, after: Position, limit: i64) ->
         .bind(Some(after.time))
         .bind(Some(after.event_id))
         .bind(limit)
+        .bind(0_i64)
         .fetch_all(db)
         .await?;
     Ok(lines.join("\n"))

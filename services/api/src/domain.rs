@@ -32,7 +32,10 @@ pub struct Username(String);
 impl Username {
     /// Parses a candidate name.
     pub fn parse(raw: &str) -> Option<Self> {
+        // `my` and `friends` would be unreachable at feed-me's `/feed/<username>`: those
+        // paths are the reference's feeds.
         let ok = !raw.is_empty()
+            && !matches!(raw, "my" | "friends")
             && raw.len() <= 64
             && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
         ok.then(|| Self(raw.to_string()))

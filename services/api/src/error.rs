@@ -19,6 +19,13 @@ pub struct ErrorBody {
     pub field: Option<&'static str>,
 }
 
+/// The JSON body of an error on feed-me's routes.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FeedMeErrorBody {
+    /// What went wrong, e.g. `Already following ivan`.
+    pub error: String,
+}
+
 /// An error answer to the client.
 #[derive(Debug)]
 pub struct ApiError {
@@ -27,12 +34,24 @@ pub struct ApiError {
     field: Option<&'static str>,
     /// Seconds for a `Retry-After` header.
     retry_after: Option<u64>,
+    /// The body's shape.
+    shape: Shape,
+}
+
+/// How an error body looks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// The activity-feed reference's `{"error": true, "message": "..."}` (every route
+    /// but feed-me's).
+    Reference,
+    /// feed-me's `{"error": "..."}`.
+    FeedMe,
 }
 
 impl ApiError {
     /// An error with any status.
     pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { status, message: message.into(), field: None, retry_after: None }
+        Self { status, message: message.into(), field: None, retry_after: None, shape: Shape::Reference }
     }
 
     /// 400 about one request field, named in the body as `"field"`.
@@ -48,6 +67,21 @@ impl ApiError {
     /// 401 with `message`.
     pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    /// 403 with `message`.
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
+    /// 409 with `message`: the change conflicts with the current state.
+    pub fn conflict(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+
+    /// The same error with feed-me's body, `{"error": "<message>"}`.
+    pub fn feed_me(self) -> Self {
+        Self { shape: Shape::FeedMe, ..self }
     }
 
     /// 404 with `message`.
@@ -89,8 +123,13 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: true, message: self.message.into_owned(), field: self.field };
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = match self.shape {
+            Shape::Reference => {
+                let body = ErrorBody { error: true, message: self.message.into_owned(), field: self.field };
+                (self.status, Json(body)).into_response()
+            }
+            Shape::FeedMe => (self.status, Json(FeedMeErrorBody { error: self.message.into_owned() })).into_response(),
+        };
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
         }

@@ -9,6 +9,7 @@
 use utoipa::openapi::header::Header;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::schema::{OneOfBuilder, Schema};
 use utoipa::openapi::{Content, Object, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
@@ -24,6 +25,7 @@ use utoipa::{Modify, OpenApi};
     ),
     tags(
         (name = "feed", description = "The reference feed API: users, posts, likes, shares, follows, feeds"),
+        (name = "feed-me", description = "feed-me's API: free-verb activities (`POST /activity` with a `target`), feeds by username with page numbers, following by `POST /feed/<username>`; errors as `{\"error\": \"...\"}`"),
         (name = "events", description = "Generic application events"),
         (name = "analytics", description = "Hourly analytics hits"),
         (name = "operations", description = "Health, metrics and this document"),
@@ -37,6 +39,62 @@ pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
     JsonBody.modify(openapi);
     RecordedHeaders.modify(openapi);
     RateLimited.modify(openapi);
+    FeedMe.modify(openapi);
+}
+
+/// feed-me's error shape on its routes, and `POST /activity`'s two kinds of body (see
+/// [`crate::routes::feedme`]). Runs after the others, whose answers it reshapes; the
+/// rate limiter's 429 keeps the reference shape on every route.
+struct FeedMe;
+
+impl FeedMe {
+    fn one_of(names: &[&str]) -> RefOr<Schema> {
+        let mut one_of = OneOfBuilder::new();
+        for name in names {
+            one_of = one_of.item(Ref::from_schema_name(*name));
+        }
+        RefOr::T(Schema::OneOf(one_of.build()))
+    }
+
+    /// Sets the JSON schema of every error answer but 429 of `operation`.
+    fn errors(operation: &mut Operation, schema: &RefOr<Schema>) {
+        for (status, response) in &mut operation.responses.responses {
+            if let (false, RefOr::T(response)) = (status.starts_with('2') || status == "429", response) {
+                response.content.insert("application/json".to_string(), Content::new(Some(schema.clone())).into());
+            }
+        }
+    }
+}
+
+impl Modify for FeedMe {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, schema) in [
+            ("FreeActivity", <crate::routes::FreeActivity as utoipa::PartialSchema>::schema()),
+            ("FeedMeEntry", <crate::routes::FeedMeEntry as utoipa::PartialSchema>::schema()),
+            ("FeedMeErrorBody", <crate::error::FeedMeErrorBody as utoipa::PartialSchema>::schema()),
+        ] {
+            components.schemas.entry(name.to_string()).or_insert(schema);
+        }
+        let feed_me_error = RefOr::Ref(Ref::from_schema_name("FeedMeErrorBody"));
+        for operation in operations(openapi) {
+            if operation.tags.as_ref().is_some_and(|tags| tags.iter().any(|t| t == "feed-me")) {
+                Self::errors(operation, &feed_me_error);
+            }
+        }
+        let Some(activity) = openapi.paths.paths.get_mut("/activity").and_then(|item| item.post.as_mut()) else { return };
+        if let Some(RefOr::T(body)) = &mut activity.request_body {
+            body.content.insert("application/json".to_string(), Content::new(Some(Self::one_of(&["NewActivity", "FreeActivity"]))).into());
+        }
+        if let Some(RefOr::T(ok)) = activity.responses.responses.get_mut("200") {
+            ok.content.insert("application/json".to_string(), Content::new(Some(Self::one_of(&["ActivityRecorded", "FeedMeEntry"]))).into());
+        }
+        activity.responses.responses.insert(
+            "403".to_string(),
+            error_response("A free-verb activity whose `actor` is not the key's user").into(),
+        );
+        Self::errors(activity, &Self::one_of(&["ErrorBody", "FeedMeErrorBody"]));
+    }
 }
 
 /// Documents the rate limits' 429 on every operation but the operations routes, and

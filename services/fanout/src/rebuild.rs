@@ -16,7 +16,7 @@
 
 use chrono::{DateTime, Utc};
 use feed_core::config::CommonConfig;
-use feed_core::activities::{self, Verbs};
+use feed_core::activities::{self, Range, Verbs};
 use feed_core::feed::{feeds_complete, follow_version, score, Keys, REBUILDING};
 use redis::aio::ConnectionManager;
 use redis::Script;
@@ -202,8 +202,8 @@ impl Rebuilder {
             .bind(user)
             .fetch_all(&mut *snapshot)
             .await?;
-        let authored = activities::authored(&mut *snapshot, user, Verbs::FannedOut, None, self.max_len as i64).await?;
-        let friends = activities::friends(&mut *snapshot, user, None, self.max_len as i64).await?;
+        let authored = activities::authored(&mut *snapshot, user, Verbs::FannedOut, Range::newest(self.max_len as i64)).await?;
+        let friends = activities::friends(&mut *snapshot, user, Range::newest(self.max_len as i64)).await?;
 
         let mut pipe = redis::pipe();
         pipe.atomic();

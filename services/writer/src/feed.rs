@@ -14,7 +14,7 @@ pub struct FeedTable;
 
 /// The events that are activities (shown in feeds and stored in `activities`).
 fn activities<'a>(events: &[&'a Event]) -> Vec<&'a Event> {
-    events.iter().copied().filter(|e| e.kind.verb().is_some()).collect()
+    events.iter().copied().filter(|e| e.verb().is_some()).collect()
 }
 
 impl Table<Event> for FeedTable {
@@ -183,7 +183,7 @@ async fn insert_activities(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<(
     let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
     let actor_ids: Vec<i64> = events.iter().map(|e| e.actor.id).collect();
     let actor_names: Vec<&str> = events.iter().map(|e| e.actor.name.as_str()).collect();
-    let verbs: Vec<&str> = events.iter().map(|e| e.kind.verb().unwrap_or_default()).collect();
+    let verbs: Vec<&str> = events.iter().map(|e| e.verb().unwrap_or_default()).collect();
     let object_types: Vec<Option<&str>> = events.iter().map(|e| e.object.map(|o| o.kind.as_str())).collect();
     let object_ids: Vec<Option<i64>> = events.iter().map(|e| e.object.map(|o| o.id)).collect();
     let target_ids: Vec<Option<i64>> = events.iter().map(|e| e.target.as_ref().map(|t| t.id)).collect();

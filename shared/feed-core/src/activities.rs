@@ -20,7 +20,7 @@ pub struct ActivityRow {
     pub actor_id: i64,
     /// See `actor_id`.
     pub actor_name: String,
-    /// post, like, share, follow or unfollow.
+    /// post, like, share, follow, unfollow, or a free (feed-me) verb.
     pub verb: String,
     /// `post` or `photo`, for posts, likes and shares.
     pub object_type: Option<String>,
@@ -28,6 +28,8 @@ pub struct ActivityRow {
     pub object_id: Option<i64>,
     /// The followed user, or the owner of a liked or shared object.
     pub target_name: Option<String>,
+    /// The free-text object of a free-verb activity (`payload.object`).
+    pub object: Option<String>,
 }
 
 impl ActivityRow {
@@ -39,6 +41,7 @@ impl ActivityRow {
             object_id: self.object_id,
             object_type: self.object_type.as_deref().and_then(ObjectKind::parse),
             target_name: self.target_name.clone(),
+            object: self.object.clone(),
             time: format_time(self.time),
         }
     }
@@ -63,73 +66,99 @@ pub struct Position {
     pub event_id: Uuid,
 }
 
-const COLUMNS: &str = "a.time, a.event_id, a.actor_id, a.actor_name, a.verb, a.object_type, a.object_id, a.target_name";
+/// The columns of [`ActivityRow`] from `activities a`.
+const COLUMNS: &str =
+    "a.time, a.event_id, a.actor_id, a.actor_name, a.verb, a.object_type, a.object_id, a.target_name, a.payload->>'object' AS object";
 
-/// The verbs pushed into friends feeds (see `EventType::fans_out`).
-const FANNED_OUT: &str = "a.verb IN ('post', 'like', 'share')";
+/// The same, from a subquery `a` that selected [`COLUMNS`].
+const SELECTED: &str = "a.time, a.event_id, a.actor_id, a.actor_name, a.verb, a.object_type, a.object_id, a.target_name, a.object";
+
+/// The activities pushed into friends feeds (see `EventType::fans_out`): all but
+/// follows. The partial index `activities_fanned_out_by_actor` has the same predicate.
+const FANNED_OUT: &str = "a.verb NOT IN ('follow', 'unfollow')";
 
 /// Which of an actor's activities [`authored`] returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verbs {
     /// Everything (`/feed/my`).
     All,
-    /// Only what fans out: posts, likes, shares.
+    /// Only what fans out: all but follows and unfollows.
     FannedOut,
 }
 
-/// Up to `limit` of `actor`'s activities older than `after` (or the newest), newest first.
-pub async fn authored<'e>(
-    db: impl sqlx::PgExecutor<'e>,
-    actor: i64,
-    verbs: Verbs,
-    after: Option<Position>,
-    limit: i64,
-) -> sqlx::Result<Vec<ActivityRow>> {
+/// Which entries of a feed a query returns: newest first, after `after` (if any),
+/// skipping `skip` of them (page-numbered feeds), at most `limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    /// Only entries strictly older than this.
+    pub after: Option<Position>,
+    /// Entries skipped first.
+    pub skip: i64,
+    /// Entries returned at most.
+    pub limit: i64,
+}
+
+impl Range {
+    /// The newest `limit` entries.
+    pub fn newest(limit: i64) -> Self {
+        Self { after: None, skip: 0, limit }
+    }
+
+    /// Up to `limit` entries older than `after` (or the newest).
+    pub fn after(after: Option<Position>, limit: i64) -> Self {
+        Self { after, skip: 0, limit }
+    }
+
+    /// Entries `skip + 1` to `skip + limit`.
+    pub fn skipping(skip: i64, limit: i64) -> Self {
+        Self { after: None, skip, limit }
+    }
+}
+
+/// `actor`'s activities in `range`.
+pub async fn authored<'e>(db: impl sqlx::PgExecutor<'e>, actor: i64, verbs: Verbs, range: Range) -> sqlx::Result<Vec<ActivityRow>> {
     let filter = if verbs == Verbs::FannedOut { FANNED_OUT } else { "true" };
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM activities a
          WHERE a.actor_id = $1 AND {filter} AND ($2::timestamptz IS NULL OR (a.time, a.event_id) < ($2, $3))
-         ORDER BY a.time DESC, a.event_id DESC LIMIT $4"
+         ORDER BY a.time DESC, a.event_id DESC LIMIT $4 OFFSET $5"
     ))
     .bind(actor)
-    .bind(after.map(|p| p.time))
-    .bind(after.map(|p| p.event_id))
-    .bind(limit)
+    .bind(range.after.map(|p| p.time))
+    .bind(range.after.map(|p| p.event_id))
+    .bind(range.limit)
+    .bind(range.skip)
     .fetch_all(db)
     .await
 }
 
-/// Up to `limit` entries of `follower`'s friends feed older than `after` (or the
-/// newest): the posts, likes and shares of everyone they follow now, newest first.
-pub async fn friends<'e>(
-    db: impl sqlx::PgExecutor<'e>,
-    follower: i64,
-    after: Option<Position>,
-    limit: i64,
-) -> sqlx::Result<Vec<ActivityRow>> {
+/// The entries of `follower`'s friends feed in `range`: the activities (not follows)
+/// of everyone they follow now.
+pub async fn friends<'e>(db: impl sqlx::PgExecutor<'e>, follower: i64, range: Range) -> sqlx::Result<Vec<ActivityRow>> {
     sqlx::query_as(&friends_query())
         .bind(follower)
-        .bind(after.map(|p| p.time))
-        .bind(after.map(|p| p.event_id))
-        .bind(limit)
+        .bind(range.after.map(|p| p.time))
+        .bind(range.after.map(|p| p.event_id))
+        .bind(range.limit)
+        .bind(range.skip)
         .fetch_all(db)
         .await
 }
 
 /// The text of [`friends`]' query (`$1` follower, `$2`/`$3` time and event id to start
-/// after, or NULL, `$4` limit), for benchmarks to EXPLAIN. Each followee's newest
-/// entries come from a range scan of `activities_fanned_out_by_actor` (at most `$4`
-/// each), then the newest overall are kept.
+/// after, or NULL, `$4` limit, `$5` skip), for benchmarks to EXPLAIN. Each followee's
+/// newest entries come from a range scan of `activities_fanned_out_by_actor` (at most
+/// `$4 + $5` each), then the newest overall are kept.
 pub fn friends_query() -> String {
     format!(
-        "SELECT {COLUMNS} FROM follows f
+        "SELECT {SELECTED} FROM follows f
          CROSS JOIN LATERAL (
              SELECT {COLUMNS} FROM activities a
              WHERE a.actor_id = f.followee_id AND {FANNED_OUT}
                AND ($2::timestamptz IS NULL OR (a.time, a.event_id) < ($2, $3))
-             ORDER BY a.time DESC, a.event_id DESC LIMIT $4
+             ORDER BY a.time DESC, a.event_id DESC LIMIT $4 + $5
          ) a
          WHERE f.follower_id = $1
-         ORDER BY a.time DESC, a.event_id DESC LIMIT $4"
+         ORDER BY a.time DESC, a.event_id DESC LIMIT $4 OFFSET $5"
     )
 }

@@ -31,6 +31,9 @@ pub enum EventType {
     /// The actor's app key was replaced; `payload.key_hash` holds the SHA-256 of the new
     /// key, and the old key stops working.
     KeyRotated,
+    /// A free-verb activity (feed-me's `POST /activity`): the actor did `payload.verb`
+    /// (lowercase letters) to `payload.object` (free text) concerning `target`.
+    Activity,
     /// A type added by a newer producer. Consumers skip it, as `docs/events.md` asks.
     #[serde(other)]
     Unknown,
@@ -40,7 +43,8 @@ impl EventType {
     /// The verb shown in feeds, or `None` for events that are not activities.
     pub fn verb(self) -> Option<&'static str> {
         match self {
-            EventType::UserCreated | EventType::KeyRotated | EventType::Unknown => None,
+            // An Activity's verb is in its payload: see `Event::verb`.
+            EventType::UserCreated | EventType::KeyRotated | EventType::Activity | EventType::Unknown => None,
             EventType::Post => Some("post"),
             EventType::Like => Some("like"),
             EventType::Share => Some("share"),
@@ -54,6 +58,7 @@ impl EventType {
         match self {
             EventType::UserCreated => "user_created",
             EventType::KeyRotated => "key_rotated",
+            EventType::Activity => "activity",
             EventType::Unknown => "unknown",
             other => other.verb().unwrap_or("unknown"),
         }
@@ -61,7 +66,7 @@ impl EventType {
 
     /// Whether the activity is pushed into the followers' friends feeds.
     pub fn fans_out(self) -> bool {
-        matches!(self, EventType::Post | EventType::Like | EventType::Share)
+        matches!(self, EventType::Post | EventType::Like | EventType::Share | EventType::Activity)
     }
 }
 
@@ -193,6 +198,20 @@ impl Event {
     /// Decodes a record value, refusing envelopes of a newer major schema.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         decode_versioned(bytes, |e: &Event| e.schema_version)
+    }
+
+    /// The verb feeds show, or `None` for events that are not activities (and for a
+    /// free-verb activity without one, which no API accepts).
+    pub fn verb(&self) -> Option<&str> {
+        match self.kind {
+            EventType::Activity => self.payload_str("verb"),
+            kind => kind.verb(),
+        }
+    }
+
+    /// The free-text object of a free-verb activity.
+    pub fn free_object(&self) -> Option<&str> {
+        (self.kind == EventType::Activity).then(|| self.payload_str("object")).flatten()
     }
 
     /// The `payload.<field>` string, if present.

@@ -18,6 +18,9 @@ pub struct FeedEntry {
     pub object_type: Option<ObjectKind>,
     /// The followed user, or the owner of a liked or shared object.
     pub target_name: Option<String>,
+    /// The free-text object of a free-verb (feed-me) activity; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
     /// RFC 3339 with microseconds, e.g. `2019-02-10T12:01:30.894037+00:00`.
     #[schema(example = "2019-02-10T12:01:30.894037+00:00")]
     pub time: String,
@@ -26,13 +29,14 @@ pub struct FeedEntry {
 impl FeedEntry {
     /// The entry an event shows as, or `None` for events that are not activities.
     pub fn from_event(event: &Event) -> Option<Self> {
-        let verb = event.kind.verb()?;
+        let verb = event.verb()?;
         Some(Self {
             actor_name: event.actor.name.clone(),
             verb: verb.to_string(),
             object_id: event.object.map(|o| o.id),
             object_type: event.object.map(|o| o.kind),
             target_name: event.target.as_ref().map(|t| t.name.clone()),
+            object: event.free_object().map(str::to_string),
             time: format_time(event.time),
         })
     }

@@ -1,4 +1,5 @@
-//! `POST /activity`: like or share an existing object.
+//! `POST /activity`: like or share an existing object, or, with a `target` (or an
+//! `actor`) in the body, record a feed-me free-verb activity (see [`super::feedme`]).
 
 use crate::auth::AuthUser;
 use crate::domain::{parse_object, ReactionVerb};
@@ -57,6 +58,9 @@ pub struct ActivityRecorded {
         (status = 503, body = ErrorBody, description = "The broker or database is unavailable: nothing was recorded"),
     ))]
 async fn create(State(state): State<AppState>, user: AuthUser, body: JsonObject) -> Result<Response, ApiError> {
+    if body.0.contains_key("target") || body.0.contains_key("actor") {
+        return super::feedme::record_activity(state, user, body).await.map_err(ApiError::feed_me);
+    }
     let NewActivity { verb, object } = NewActivity::parse(&body)?;
     let owner: Option<(i64, String)> = sqlx::query_as(
         "SELECT u.id, u.name FROM objects o JOIN users u ON u.id = o.owner_id WHERE o.kind = $1 AND o.id = $2",

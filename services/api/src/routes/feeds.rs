@@ -11,7 +11,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::DateTime;
-use feed_core::activities::{self, ActivityRow, Position, Verbs};
+use feed_core::activities::{self, ActivityRow, Position, Range, Verbs};
 use feed_core::feed::{feeds_complete, parse_member, FeedEntry};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -135,7 +135,7 @@ async fn my_feed(
 ) -> Result<Json<MyFeed>, ApiError> {
     let page = Page::parse(query)?;
     let after = page.after.and_then(Cursor::position);
-    let mut rows = activities::authored(&state.db, user.id, Verbs::All, after, page.limit as i64 + 1).await?;
+    let mut rows = activities::authored(&state.db, user.id, Verbs::All, Range::after(after, page.limit as i64 + 1)).await?;
     let has_more = rows.len() > page.limit;
     rows.truncate(page.limit);
     let last = rows.last().filter(|_| has_more).map(|r| Cursor::at(r.position()));
@@ -210,7 +210,7 @@ async fn friends_feed(
     // PostgreSQL, strictly after the last entry seen, in the same order.
     let older: Vec<(Cursor, Box<RawValue>)> = if raw.len() < wanted {
         let from = entries.last().map(|(cursor, _)| *cursor).or(page.after).and_then(Cursor::position);
-        let rows = activities::friends(&state.db, user.id, from, (wanted - raw.len()) as i64).await?;
+        let rows = activities::friends(&state.db, user.id, Range::after(from, (wanted - raw.len()) as i64)).await?;
         metrics::counter!("feed_friends_pages_from_db_total").increment(1);
         rows.iter()
             .filter_map(|row| Some((Cursor::at(row.position()), serde_json::value::to_raw_value(&row.entry()).ok()?)))

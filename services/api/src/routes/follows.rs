@@ -51,7 +51,7 @@ async fn other_user(
     find_by_name(state, name.as_str()).await?.ok_or_else(|| ApiError::bad_request("User not found"))
 }
 
-async fn is_following(state: &AppState, follower: i64, followee: i64) -> Result<bool, ApiError> {
+pub(super) async fn is_following(state: &AppState, follower: i64, followee: i64) -> Result<bool, ApiError> {
     Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM follows WHERE follower_id = $1 AND followee_id = $2)")
         .bind(follower)
         .bind(followee)

@@ -5,6 +5,8 @@
 mod activities;
 mod analytics;
 mod events;
+mod feedme;
+pub use feedme::{FeedMeEntry, FreeActivity};
 mod feeds;
 mod follows;
 mod health;
@@ -33,6 +35,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(activities::router())
         .merge(follows::router())
         .merge(feeds::router())
+        .merge(feedme::router())
         .merge(events::router())
         .merge(analytics::router())
         .merge(health::router())
