@@ -439,6 +439,12 @@ impl Stack {
         answer
     }
 
+    /// `DELETE path` with `key`.
+    pub async fn delete(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        let request = self.http.delete(format!("{}{}", self.api_url, path)).header("X-App-Key", key);
+        read("DELETE", path, request.send().await.expect("DELETE sent")).await
+    }
+
     /// `method path` with no key and no body; the status and the raw text.
     pub async fn send_text(&self, method: reqwest::Method, path: &str) -> (StatusCode, String) {
         let response = self.http.request(method.clone(), format!("{}{}", self.api_url, path)).send().await.expect("sent");

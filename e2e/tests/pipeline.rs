@@ -1,7 +1,8 @@
 //! The pipeline's guarantees: replays are idempotent, a post racing a follow lands
 //! exactly once, an unreachable broker gives 503 rather than a false success, poison
 //! records are dead-lettered, a graceful stop loses nothing, the friends feed goes on
-//! past what Redis keeps. (Crashes: `crash.rs`.)
+//! past what Redis keeps, a delete takes an object out of every feed. (Crashes:
+//! `crash.rs`.)
 
 use e2e::{Stack, StackOptions};
 use futures::stream::{self, StreamExt};
@@ -34,6 +35,8 @@ async fn replaying_the_topic_from_the_start_changes_nothing() {
         assert_eq!(stack.post("/follow", key, json!({"follow": other})).await.0, StatusCode::OK);
     }
     assert_eq!(stack.post("/activity", "abc124", json!({"verb": "like", "object": "post:1"})).await.0, StatusCode::OK);
+    assert_eq!(stack.post("/activity", "abc124", json!({"verb": "share", "object": "post:2"})).await.0, StatusCode::OK);
+    assert_eq!(stack.delete("/post/post/2", "abc123").await.0, StatusCode::OK, "a delete is replayed too");
     assert_eq!(stack.post("/unfollow", "abc123", json!({"unfollow": "eric"})).await.0, StatusCode::OK);
     for j in 0..3 {
         assert_eq!(stack.post("/post", "abc125", json!({"type": "photo", "content": format!("late{j}")})).await.0, StatusCode::OK);
@@ -44,7 +47,7 @@ async fn replaying_the_topic_from_the_start_changes_nothing() {
     for key in &feed_keys {
         before.push(stack.zset(key).await);
     }
-    assert_eq!(before[0].len(), 6, "ivan sees nico's 5 posts and like, none of eric's");
+    assert_eq!(before[0].len(), 6, "ivan sees nico's 5 posts and like, none of eric's (nor the deleted share)");
     let rows_before = counts(&stack).await;
     let follows_before: Vec<(i64, i64)> =
         sqlx::query_as("SELECT follower_id, followee_id FROM follows ORDER BY 1, 2").fetch_all(&stack.db).await.unwrap();
@@ -342,5 +345,70 @@ async fn the_friends_feed_continues_from_postgresql_past_what_redis_keeps() {
     assert_eq!(ids, (1..=12).rev().collect::<Vec<_>>());
     let (_, first_page) = stack.get("/feed/friends?limit=12", Some(IVAN)).await;
     assert_eq!(first_page["friends_feed"].as_array().unwrap(), &seen, "one page reads the same entries");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_post_leaves_every_feed_with_its_likes_and_shares() {
+    let stack = Stack::start().await;
+    let (nico, eric) = ("abc124", "abc125");
+    // nico follows ivan; eric follows nico; ivan posts twice; nico likes and shares the first.
+    assert_eq!(stack.post("/follow", nico, json!({"follow": "ivan"})).await.0, StatusCode::OK);
+    assert_eq!(stack.post("/follow", eric, json!({"follow": "nico"})).await.0, StatusCode::OK);
+    for content in ["doomed", "kept"] {
+        assert_eq!(stack.post("/post", IVAN, json!({"type": "post", "content": content})).await.0, StatusCode::OK);
+    }
+    assert_eq!(stack.post("/activity", nico, json!({"verb": "like", "object": "post:1"})).await.0, StatusCode::OK);
+    assert_eq!(stack.post("/activity", nico, json!({"verb": "share", "object": "post:1"})).await.0, StatusCode::OK);
+    let objects = |body: &Value, field: &str| -> Vec<(String, i64)> {
+        body[field].as_array().unwrap().iter().filter(|e| !e["object_id"].is_null()).map(|e| (e["verb"].as_str().unwrap().to_string(), e["object_id"].as_i64().unwrap())).collect()
+    };
+    assert_eq!(objects(&stack.get("/feed/friends", Some(eric)).await.1, "friends_feed"), [("share".to_string(), 1), ("like".to_string(), 1)]);
+
+    // Only the owner; unknown objects are 404.
+    assert_eq!(stack.delete("/post/post/1", nico).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(stack.delete("/post/post/99", IVAN).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(stack.delete("/post/video/1", IVAN).await.0, StatusCode::NOT_FOUND);
+    let (status, body) = stack.delete("/post/post/1", IVAN).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"object": "post:1", "message": "Object deleted"})));
+
+    // Read-your-writes: gone from every feed at once, the other post kept.
+    assert_eq!(objects(&stack.get("/feed/friends", Some(nico)).await.1, "friends_feed"), [("post".to_string(), 2)]);
+    assert_eq!(objects(&stack.get("/feed/friends", Some(eric)).await.1, "friends_feed"), []);
+    assert_eq!(objects(&stack.get("/feed/my", Some(IVAN)).await.1, "my_feed"), [("post".to_string(), 2)]);
+    assert_eq!(objects(&stack.get("/feed/my", Some(nico)).await.1, "my_feed"), []);
+    let (_, authored) = stack.get("/feed/ivan", Some(eric)).await;
+    assert_eq!(authored["my_feed"].as_array().unwrap().len(), 1, "{authored}");
+    // Nor can it be reached again.
+    let gone = (StatusCode::BAD_REQUEST, json!({"error": true, "message": "Object is not found"}));
+    assert_eq!(stack.post("/activity", eric, json!({"verb": "like", "object": "post:1"})).await, gone);
+    assert_eq!(stack.delete("/post/post/1", IVAN).await.0, StatusCode::NOT_FOUND);
+    let content: Option<String> = sqlx::query_scalar("SELECT content FROM objects WHERE kind = 'post' AND id = 1").fetch_optional(&stack.db).await.unwrap();
+    assert_eq!(content, None, "the content itself is erased");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_like_applied_after_its_objects_delete_stays_out() {
+    let stack = Stack::start().await;
+    assert_eq!(stack.post("/follow", "abc125", json!({"follow": "nico"})).await.0, StatusCode::OK);
+    assert_eq!(stack.post("/post", IVAN, json!({"type": "post", "content": "x"})).await.0, StatusCode::OK);
+    assert_eq!(stack.delete("/post/post/1", IVAN).await.0, StatusCode::OK);
+    // A like accepted before the delete, on nico's partition, consumed only after it.
+    let user = |id: i64, name: &str| feed_core::event::UserRef { id, name: name.to_string() };
+    let object = feed_core::event::ObjectRef { kind: feed_core::event::ObjectKind::Post, id: 1 };
+    let (ivan, nico) = (stack.get("/me", Some(IVAN)).await.1, stack.get("/me", Some("abc124")).await.1);
+    let like = feed_core::event::Event::new(
+        feed_core::event::EventType::Like,
+        user(nico["id"].as_i64().unwrap(), "nico"),
+        Some(object),
+        Some(user(ivan["id"].as_i64().unwrap(), "ivan")),
+        Value::Null,
+    );
+    assert!(stack.api_state.record(&like).await.unwrap().applied);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM activities WHERE object_id = 1").fetch_one(&stack.db).await.unwrap();
+    assert_eq!(rows, 0, "the late like was not stored");
+    let (_, feed) = stack.get("/feed/friends", Some("abc125")).await;
+    assert_eq!(feed["friends_feed"], json!([]), "nor fanned out to nico's followers");
     stack.stop().await;
 }

@@ -104,7 +104,7 @@ struct RateLimited;
 impl Modify for RateLimited {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for item in openapi.paths.paths.values_mut() {
-            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+            for operation in [&mut item.get, &mut item.post, &mut item.delete].into_iter().flatten() {
                 if operation.tags.as_ref().is_some_and(|tags| tags.iter().any(|t| t == "operations")) {
                     continue;
                 }
@@ -114,7 +114,7 @@ impl Modify for RateLimited {
                     error_response("`Too many requests`: over `RATE_LIMIT_PER_KEY` (or `RATE_LIMIT_PER_ADDRESS` without a key); see `Retry-After` and `RateLimit-*`").into(),
                 );
             }
-            if let Some(operation) = &mut item.post {
+            for operation in [&mut item.post, &mut item.delete].into_iter().flatten() {
                 operation.responses.responses.entry("503".to_string()).or_insert_with(|| error_response("A dependency is unavailable, or `Too many writes in flight, retry shortly` (see `Retry-After`)").into());
             }
         }
@@ -202,8 +202,7 @@ impl Modify for RecordedHeaders {
             header.description = Some(description.to_string());
             RefOr::T(header)
         };
-        for item in openapi.paths.paths.values_mut() {
-            let Some(operation) = &mut item.post else { continue };
+        for operation in openapi.paths.paths.values_mut().flat_map(|item| [&mut item.post, &mut item.delete].into_iter().flatten()) {
             for (status, response) in &mut operation.responses.responses {
                 if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
                     response.headers.insert(

@@ -28,21 +28,30 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use std::collections::HashMap;
 
-/// Applies one batch. KEYS: generation, the group's progress hash.
-/// ARGV: generation, max length, prefixes of friends / authored / followers /
-/// follow-version keys, the number n of partitions, n × (partition, first offset in
-/// the batch, next offset), then the events, six values each:
-/// `E partition offset actor member score` (an entry by actor) or
-/// `F|U partition offset follower followee version` (follow / unfollow).
+/// Applies one batch. KEYS: generation, the group's progress hash, the deleted-objects
+/// set. ARGV: generation, max length, prefixes of friends / authored / followers /
+/// follow-version / object-entries keys, the number n of partitions, n × (partition,
+/// first offset in the batch, next offset), then the events, seven values each:
+/// `E partition offset actor member score object` (an entry by actor; object is
+/// `post:21`, or empty for a free-verb activity),
+/// `F|U partition offset follower followee version -` (follow / unfollow), or
+/// `D partition offset owner object - -` (delete).
 /// Returns -1 if the generation changed, -2 if a partition's stored offset is past the
 /// batch's first (another consumer applied it), else the feed entries written.
+///
+/// Deletes: every member referring to an object is in `object-entries:<object>` while
+/// it is in its actor's authored set; a delete removes each from the authored set and
+/// from every follower's feed (an entry can only be in a follower's feed while it is
+/// among its actor's newest, i.e. in the authored set), and tombstones the object so
+/// entries applied later (a like from another partition, a replay) are not added.
 const APPLY_BATCH: &str = r#"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local deleted = KEYS[3]
 local maxlen = tonumber(ARGV[2])
-local friends, authored, followers, versions = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local n = tonumber(ARGV[7])
+local friends, authored, followers, versions, entries_of = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local n = tonumber(ARGV[8])
 local nexts, stored = {}, {}
-local i = 8
+local i = 9
 for _ = 1, n do
     local p = ARGV[i]
     stored[p] = tonumber(redis.call('HGET', KEYS[2], p) or '0')
@@ -51,17 +60,47 @@ for _ = 1, n do
     i = i + 3
 end
 local function trim(key) redis.call('ZREMRANGEBYRANK', key, 0, -(maxlen + 1)) end
+-- `post:21` for a member whose entry has an object (the entry's JSON field order is
+-- fixed: `"object_id":21,"object_type":"post"`), else nil.
+local function object_of(member)
+    local id, kind = string.match(member, '"object_id":(%d+),"object_type":"(%a+)"')
+    if id then return kind .. ':' .. id end
+end
+local function trim_authored(actor)
+    local key = authored .. actor
+    local extra = redis.call('ZCARD', key) - maxlen
+    if extra > 0 then
+        for _, member in ipairs(redis.call('ZRANGE', key, 0, extra - 1)) do
+            local object = object_of(member)
+            if object then redis.call('SREM', entries_of .. object, member) end
+        end
+        redis.call('ZREMRANGEBYRANK', key, 0, extra - 1)
+    end
+end
 local written = 0
 while i <= #ARGV do
-    local kind, a, b, c = ARGV[i], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+    local kind, a, b, c, d = ARGV[i], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
     if kind == 'E' then
-        redis.call('ZADD', authored .. a, c, b)
-        trim(authored .. a)
-        for _, follower in ipairs(redis.call('SMEMBERS', followers .. a)) do
-            redis.call('ZADD', friends .. follower, c, b)
-            trim(friends .. follower)
-            written = written + 1
+        if d == '' or redis.call('SISMEMBER', deleted, d) == 0 then
+            if d ~= '' then redis.call('SADD', entries_of .. d, b) end
+            redis.call('ZADD', authored .. a, c, b)
+            trim_authored(a)
+            for _, follower in ipairs(redis.call('SMEMBERS', followers .. a)) do
+                redis.call('ZADD', friends .. follower, c, b)
+                trim(friends .. follower)
+                written = written + 1
+            end
         end
+    elseif kind == 'D' then
+        redis.call('SADD', deleted, b)
+        for _, member in ipairs(redis.call('SMEMBERS', entries_of .. b)) do
+            local actor = string.match(member, '^[^|]*|(%d+)|')
+            redis.call('ZREM', authored .. actor, member)
+            for _, follower in ipairs(redis.call('SMEMBERS', followers .. actor)) do
+                redis.call('ZREM', friends .. follower, member)
+            end
+        end
+        redis.call('DEL', entries_of .. b)
     else
         local current = redis.call('HGET', versions .. b, a)
         if (not current) or current < c then
@@ -87,7 +126,7 @@ while i <= #ARGV do
             end
         end
     end
-    i = i + 6
+    i = i + 7
 end
 for p, next in pairs(nexts) do
     if next > stored[p] then redis.call('HSET', KEYS[2], p, next) end
@@ -123,13 +162,19 @@ impl FeedSink {
             (kind, _) if kind.fans_out() => {
                 if let Some(member) = feed::member(event) {
                     let score = feed::score(event.time).to_string();
-                    args.extend(["E".into(), partition, offset, event.actor.id.to_string(), member, score]);
+                    let object = event.object.map(|o| o.to_string()).unwrap_or_default();
+                    args.extend(["E".into(), partition, offset, event.actor.id.to_string(), member, score, object]);
                 }
             }
             (EventType::Follow | EventType::Unfollow, Some(target)) => {
                 let kind = if event.kind == EventType::Follow { "F" } else { "U" };
                 let version = feed::follow_version(event.time, &event.event_id);
-                args.extend([kind.into(), partition, offset, event.actor.id.to_string(), target.id.to_string(), version]);
+                args.extend([kind.into(), partition, offset, event.actor.id.to_string(), target.id.to_string(), version, "-".into()]);
+            }
+            (EventType::Deleted, _) => {
+                if let Some(object) = event.object {
+                    args.extend(["D".into(), partition, offset, event.actor.id.to_string(), object.to_string(), "-".into(), "-".into()]);
+                }
             }
             _ => {}
         }
@@ -149,7 +194,7 @@ impl Sink<Event> for FeedSink {
     async fn apply(&mut self, records: &[Record<Event>], next: &[(i32, i64)]) -> anyhow::Result<Stored> {
         let Some(generation) = &self.generation else { return Ok(Stored::Moved) };
         let mut invocation = self.script.prepare_invoke();
-        invocation.key(self.keys.generation()).key(&self.progress_key);
+        invocation.key(self.keys.generation()).key(&self.progress_key).key(self.keys.deleted_objects());
         let mut args: Vec<String> = vec![
             generation.clone(),
             self.max_len.to_string(),
@@ -157,6 +202,7 @@ impl Sink<Event> for FeedSink {
             self.keys.authored_prefix(),
             self.keys.followers_prefix(),
             self.keys.follow_versions_prefix(),
+            self.keys.object_entries_prefix(),
             next.len().to_string(),
         ];
         for (partition, next) in next {

@@ -159,6 +159,11 @@ impl Rebuilder {
             Scope::All => (sqlx::query_scalar("SELECT id FROM users ORDER BY id").fetch_all(&mut *snapshot).await?, true),
             Scope::Users(users) => (users, false),
         };
+        // Tombstones first: events after the snapshot may still refer to deleted objects.
+        let deleted: Vec<String> = sqlx::query_scalar("SELECT kind || ':' || id FROM deleted_objects").fetch_all(&mut *snapshot).await?;
+        for chunk in deleted.chunks(10_000) {
+            let _: () = redis::cmd("SADD").arg(self.keys.deleted_objects()).arg(chunk).query_async(&mut self.redis).await?;
+        }
         let total = users.len() as u64;
         let mut renewed = Instant::now();
         for (done, user) in users.into_iter().enumerate() {
@@ -217,6 +222,13 @@ impl Rebuilder {
         let versions: Vec<(i64, String)> = versions.iter().map(|(follower, _, time, id)| (*follower, follow_version(*time, id))).collect();
         if !versions.is_empty() {
             pipe.hset_multiple(&versions_key, &versions).ignore();
+        }
+        // What a delete needs to find the authored entries again (see the fan-out's
+        // APPLY_BATCH); stale members there are harmless.
+        for row in &authored {
+            if let (Some(kind), Some(id), Some(member)) = (&row.object_type, row.object_id, row.member()) {
+                pipe.sadd(self.keys.object_entries(&format!("{kind}:{id}")), member).ignore();
+            }
         }
         for (key, rows) in [(self.keys.authored(user), authored), (self.keys.friends(user), friends)] {
             pipe.del(&key).ignore();

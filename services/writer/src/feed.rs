@@ -31,6 +31,7 @@ impl Table<Event> for FeedTable {
         insert_objects(tx, events).await?;
         apply_follows(tx, events).await?;
         insert_activities(tx, &activities).await?;
+        apply_deletes(tx, events).await?;
         Ok(activities.len() as u64)
     }
 }
@@ -103,7 +104,8 @@ async fn insert_objects(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<()> 
     let times: Vec<DateTime<Utc>> = posts.iter().map(|(e, _)| e.time).collect();
     sqlx::query(
         "INSERT INTO objects (kind, id, owner_id, content, created_at)
-         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::timestamptz[])
+         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::timestamptz[]) AS r(k, i, o, c, t)
+         WHERE NOT EXISTS (SELECT 1 FROM deleted_objects d WHERE d.kind = r.k AND d.id = r.i)
          ON CONFLICT DO NOTHING",
     )
     .bind(kinds)
@@ -196,6 +198,7 @@ async fn insert_activities(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<(
          FROM UNNEST($1::timestamptz[], $2::uuid[], $3::bigint[], $4::text[], $5::text[],
                      $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::jsonb[])
               AS r(t, id, a, an, v, ot, oi, ti, tn, p)
+         WHERE r.oi IS NULL OR NOT EXISTS (SELECT 1 FROM deleted_objects d WHERE d.kind = r.ot AND d.id = r.oi)
          ON CONFLICT DO NOTHING",
     )
     .bind(times)
@@ -208,6 +211,38 @@ async fn insert_activities(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<(
     .bind(target_ids)
     .bind(target_names)
     .bind(payloads)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Deletes objects with their posts, likes and shares, leaving a tombstone that keeps
+/// them from coming back (see `insert_objects` and `insert_activities`). Runs after the
+/// batch's inserts, so a like in the same batch as its object's delete goes too.
+async fn apply_deletes(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<()> {
+    let deleted: Vec<(&Event, feed_core::event::ObjectRef)> =
+        events.iter().filter(|e| e.kind == EventType::Deleted).filter_map(|e| e.object.map(|o| (*e, o))).collect();
+    if deleted.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = deleted.iter().map(|(_, o)| o.kind.as_str()).collect();
+    let ids: Vec<i64> = deleted.iter().map(|(_, o)| o.id).collect();
+    let times: Vec<DateTime<Utc>> = deleted.iter().map(|(e, _)| e.time).collect();
+    sqlx::query(
+        "WITH gone AS (
+             INSERT INTO deleted_objects (kind, id, deleted_at)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[])
+             ON CONFLICT DO NOTHING
+         ), objects_gone AS (
+             DELETE FROM objects o USING UNNEST($1::text[], $2::bigint[]) AS r(k, i)
+             WHERE o.kind = r.k AND o.id = r.i
+         )
+         DELETE FROM activities a USING UNNEST($1::text[], $2::bigint[]) AS r(k, i)
+         WHERE a.object_type = r.k AND a.object_id = r.i",
+    )
+    .bind(kinds)
+    .bind(ids)
+    .bind(times)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -31,6 +31,9 @@ pub enum EventType {
     /// The actor's app key was replaced; `payload.key_hash` holds the SHA-256 of the new
     /// key, and the old key stops working.
     KeyRotated,
+    /// The actor, its owner, deleted `object`: it and every like and share of it leave
+    /// every feed, and later likes and shares of it are dropped.
+    Deleted,
     /// A free-verb activity (feed-me's `POST /activity`): the actor did `payload.verb`
     /// (lowercase letters) to `payload.object` (free text) concerning `target`.
     Activity,
@@ -44,7 +47,7 @@ impl EventType {
     pub fn verb(self) -> Option<&'static str> {
         match self {
             // An Activity's verb is in its payload: see `Event::verb`.
-            EventType::UserCreated | EventType::KeyRotated | EventType::Activity | EventType::Unknown => None,
+            EventType::UserCreated | EventType::KeyRotated | EventType::Deleted | EventType::Activity | EventType::Unknown => None,
             EventType::Post => Some("post"),
             EventType::Like => Some("like"),
             EventType::Share => Some("share"),
@@ -59,6 +62,7 @@ impl EventType {
             EventType::UserCreated => "user_created",
             EventType::KeyRotated => "key_rotated",
             EventType::Activity => "activity",
+            EventType::Deleted => "deleted",
             EventType::Unknown => "unknown",
             other => other.verb().unwrap_or("unknown"),
         }

@@ -153,6 +153,22 @@ impl Keys {
         format!("{}{}", self.follow_versions_prefix(), user_id)
     }
 
+    /// The prefix of the object-entries sets; the object (`post:21`) follows it.
+    pub fn object_entries_prefix(&self) -> String {
+        format!("{}object-entries:", self.prefix)
+    }
+
+    /// Set: the members (post, likes, shares) referring to `object` that are still in
+    /// some authored set, so a delete can take them out of every feed.
+    pub fn object_entries(&self, object: &str) -> String {
+        format!("{}{}", self.object_entries_prefix(), object)
+    }
+
+    /// Set: deleted objects (`post:21`); entries referring to them are not added.
+    pub fn deleted_objects(&self) -> String {
+        format!("{}deleted-objects", self.prefix)
+    }
+
     /// String: the generation of the feeds in this Redis, written by the rebuild that
     /// made them. Absent means Redis lost them (restart without persistence, FLUSHALL,
     /// failover to an empty replica) and they must be rebuilt; `rebuilding:<id>` means a
@@ -174,6 +190,17 @@ impl Keys {
 
 #[cfg(test)]
 mod tests {
+    /// The fan-out's script finds an entry's object by this text (see its APPLY_BATCH).
+    #[test]
+    fn a_member_names_its_object_as_the_fan_out_script_reads_it() {
+        let owner = crate::event::UserRef { id: 3, name: "eric".into() };
+        let object = crate::event::ObjectRef { kind: ObjectKind::Photo, id: 21 };
+        let like = Event::new(crate::event::EventType::Like, owner.clone(), Some(object), Some(owner), serde_json::Value::Null);
+        let member = member(&like).expect("a like is an entry");
+        assert!(member.contains(r#""object_id":21,"object_type":"photo""#), "{member}");
+        assert!(member.starts_with(&format!("{}|3|", like.event_id)));
+    }
+
     use super::*;
     use crate::event::{EventType, ObjectRef, UserRef};
 

@@ -1,10 +1,10 @@
-//! `POST /post`: publish a post or a photo.
+//! `POST /post`: publish a post or a photo; `DELETE /post/<type>/<id>`: delete one.
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonObject;
 use crate::AppState;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::Json;
 use feed_core::event::{Event, EventType, ObjectKind, ObjectRef};
@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create))
+    OpenApiRouter::new().routes(routes!(create)).routes(routes!(delete))
 }
 
 /// A new post or photo (parsed by hand, for the reference's error messages).
@@ -77,4 +77,46 @@ async fn create(State(state): State<AppState>, user: AuthUser, body: JsonObject)
     let event = Event::new(EventType::Post, user.user_ref(), Some(object), None, json!({ "content": content }));
     let recorded = state.record(&event).await?;
     Ok(recorded.respond(Json(PostRecorded { kind, object_id: id, message: "Activity recorded" })))
+}
+
+/// The answer to a recorded delete.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Deleted {
+    /// The deleted object, `post:<id>` or `photo:<id>`.
+    #[schema(example = "post:21")]
+    object: String,
+    /// `Object deleted`.
+    message: &'static str,
+}
+
+/// Deletes the caller's own post or photo: it, and every like and share of it, leave
+/// every feed (the authors' `/feed/my`, every follower's `/feed/friends`) within the
+/// fan-out's lag — for the caller, before the answer. Liking or sharing it afterwards
+/// is 400 `Object is not found`.
+#[utoipa::path(delete, path = "/post/{type}/{id}", operation_id = "delete_post", tag = "feed", security(("app_key" = [])),
+    params(
+        ("type" = String, Path, description = "`post` or `photo`", pattern = "^(post|photo)$"),
+        ("id" = i64, Path, description = "The object's id", minimum = 1),
+    ),
+    responses(
+        (status = 200, body = Deleted, description = "`Object deleted`"),
+        (status = 403, body = ErrorBody, description = "`Only its owner can delete it`"),
+        (status = 404, body = ErrorBody, description = "`Object is not found` (never existed, or already deleted)"),
+        (status = 503, body = ErrorBody, description = "The broker or database is unavailable: nothing was recorded"),
+    ))]
+async fn delete(State(state): State<AppState>, user: AuthUser, Path((kind, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+    let object = crate::domain::parse_object(&format!("{kind}:{id}")).ok_or_else(|| ApiError::not_found("Object is not found"))?;
+    let owner: Option<i64> = sqlx::query_scalar("SELECT owner_id FROM objects WHERE kind = $1 AND id = $2")
+        .bind(object.kind.as_str())
+        .bind(object.id)
+        .fetch_optional(&state.db)
+        .await?;
+    match owner {
+        None => return Err(ApiError::not_found("Object is not found")),
+        Some(owner) if owner != user.id => return Err(ApiError::forbidden("Only its owner can delete it")),
+        Some(_) => {}
+    }
+    let event = Event::new(EventType::Deleted, user.user_ref(), Some(object), None, serde_json::Value::Null);
+    let recorded = state.record(&event).await?;
+    Ok(recorded.respond(Json(Deleted { object: object.to_string(), message: "Object deleted" })))
 }
