@@ -42,9 +42,10 @@ class Api:
         self.base = base
         self.called = set()
 
-    def call(self, method, path, status, key=None, body=None, query="", applied=False):
-        """One request; checks the status (and the applied header for writes)."""
-        self.called.add((method.lower(), path))
+    def call(self, method, path, status, key=None, body=None, query="", applied=False, route=None):
+        """One request; checks the status (and the applied header for writes). `route` is
+        the documented path template, when `path` fills one in."""
+        self.called.add((method.lower(), route or path))
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path + query, data=data, method=method)
         if key:
@@ -90,6 +91,13 @@ def exercise(api):
     api.call("POST", "/follow", 200, key=nico, body={"follow": "ivan"}, applied=True)
     api.call("POST", "/activity", 200, key=nico, body={"verb": "like", "object": "post:1"}, applied=True)
     api.call("POST", "/unfollow", 200, key=nico, body={"unfollow": "ivan"}, applied=True)
+    # feed-me, then a delete.
+    api.call("POST", "/activity", 200, key=nico, body={"verb": "waved", "object": "null", "target": "ivan"}, applied=True)
+    api.call("POST", "/feed/ivan", 200, key=ivan, body={"follow": "nico"}, applied=True, route="/feed/{username}")
+    api.call("GET", "/feed/nico", 200, key=ivan, query="?page=1", route="/feed/{username}")
+    api.call("GET", "/feed/ivan/friends", 200, key=ivan, route="/feed/{username}/friends")
+    api.call("POST", "/post", 200, key=ivan, body={"type": "photo", "content": "gone soon"}, applied=True)
+    api.call("DELETE", "/post/photo/1", 200, key=ivan, applied=True, route="/post/{type}/{id}")
     api.call("GET", "/feed/my", 200, key=ivan)
     api.call("GET", "/feed/friends", 200, key=nico)
     event = {"component": "smoke", "data": {"ok": True}, "email": "smoke@example.com", "environment": "test",

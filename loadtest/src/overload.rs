@@ -4,8 +4,9 @@
 //! It runs its own writer, fan-out and API (the built binaries, as child processes) on
 //! scratch topics, groups and key prefix of the configured stores, once per API
 //! configuration given, and for each measures:
-//! - writers: `writers` clients posting back to back for a while — how many answers were
-//!   200, 429, 503 or something else, and their latency;
+//! - writers: `writers` clients posting back to back for a while (waiting out
+//!   `Retry-After` when told to) — how many answers were 200, 429, 503 or something
+//!   else, and their latency;
 //! - storm: `connections` connections that send half a request and wait — how many the
 //!   server closed, and the API's memory (RSS) before, at the peak, and after they are
 //!   gone.
@@ -64,7 +65,7 @@ pub struct Storm {
     pub closed_by_server: usize,
     /// Seconds until the last was closed.
     pub seconds: f64,
-    /// The API's RSS before the writers, after them, at the storm's peak, and 5 s
+    /// The API's RSS before the writers, after them, at the storm's peak, and 10 s
     /// after the storm, MiB.
     pub rss_start_mib: f64,
     /// See `rss_start_mib`.
@@ -161,6 +162,12 @@ async fn writers(http: &reqwest::Client, url: &str, count: usize, duration: Dura
                         continue;
                     };
                     let status = answer.status().as_u16();
+                    // A well-behaved client waits as long as 429 and 503 tell it to.
+                    let retry_after = answer
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok());
                     let _ = answer.bytes().await;
                     let _ = all.record(micros);
                     match status {
@@ -171,6 +178,9 @@ async fn writers(http: &reqwest::Client, url: &str, count: usize, duration: Dura
                     }
                     if matches!(status, 429 | 503) {
                         let _ = refused.record(micros);
+                        if let Some(seconds) = retry_after {
+                            tokio::time::sleep(Duration::from_secs(seconds).min(duration.saturating_sub(start.elapsed()))).await;
+                        }
                     }
                 }
                 (all, refused, counts)
@@ -234,7 +244,7 @@ async fn storm(port: u16, pid: u32, count: usize) -> Storm {
         _ = sampler => unreachable!("the sampler never ends"),
     };
     let seconds = start.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let outcomes: Vec<(bool, bool)> = outcomes.into_iter().flatten().collect();
     Storm {
         opened: outcomes.iter().filter(|(opened, _)| *opened).count(),
@@ -284,7 +294,7 @@ pub fn markdown(results: &[Variant], config: &OverloadConfig, command: &str) -> 
             w.refused_p99_ms
         ));
     }
-    s.push_str("\n| API configuration | storm: opened | closed by server | in | RSS start | after writers | storm peak | 5 s after |\n|---|---|---|---|---|---|---|---|\n");
+    s.push_str("\n| API configuration | storm: opened | closed by server | in | RSS start | after writers | storm peak | 10 s after |\n|---|---|---|---|---|---|---|---|\n");
     for v in results {
         let m = &v.storm;
         s.push_str(&format!(
