@@ -325,6 +325,20 @@ async fn the_friends_feed_continues_from_postgresql_past_what_redis_keeps() {
     let held: i64 = redis::cmd("ZCARD").arg(stack.keys.friends(ivan)).query_async(&mut stack.redis.clone()).await.unwrap();
     assert_eq!(held, 5, "Redis trimmed the feed");
 
+    // Older activities of nico, days to a year back (as if stored long ago): the page
+    // search in PostgreSQL widens its time window until it reaches them.
+    for (id, age) in [(100, "2 days"), (101, "30 days"), (102, "400 days")] {
+        sqlx::query(
+            "INSERT INTO activities (time, event_id, actor_id, actor_name, verb, object_type, object_id)
+             SELECT now() - $2::interval, gen_random_uuid(), id, name, 'post', 'post', $1 FROM users WHERE name = 'nico'",
+        )
+        .bind(id)
+        .bind(age)
+        .execute(&stack.db)
+        .await
+        .unwrap();
+    }
+
     // Pages of 4 from the start: Redis, then the boundary page, then PostgreSQL.
     let mut seen: Vec<Value> = Vec::new();
     let mut path = "/feed/friends?limit=4".to_string();
@@ -338,12 +352,12 @@ async fn the_friends_feed_continues_from_postgresql_past_what_redis_keeps() {
             "" => break,
             next => path = next.to_string(),
         }
-        assert!(seen.len() <= 12, "the feed does not end: {seen:?}");
+        assert!(seen.len() <= 15, "the feed does not end: {seen:?}");
     }
-    // Every post once, newest first: the object ids count down from 12.
+    // Every post once, newest first: the object ids count down from 12, then the old ones.
     let ids: Vec<i64> = seen.iter().map(|e| e["object_id"].as_i64().unwrap()).collect();
-    assert_eq!(ids, (1..=12).rev().collect::<Vec<_>>());
-    let (_, first_page) = stack.get("/feed/friends?limit=12", Some(IVAN)).await;
+    assert_eq!(ids, (1..=12).rev().chain([100, 101, 102]).collect::<Vec<_>>());
+    let (_, first_page) = stack.get("/feed/friends?limit=15", Some(IVAN)).await;
     assert_eq!(first_page["friends_feed"].as_array().unwrap(), &seen, "one page reads the same entries");
     stack.stop().await;
 }

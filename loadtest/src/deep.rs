@@ -112,7 +112,8 @@ pub async fn run(config: &DeepConfig) -> anyhow::Result<DeepReport> {
             // The same query, alone (the cursor of the page's request).
             let after = cursor_position(&path);
             let started = Instant::now();
-            activities::friends(&seeder.db, reader.id, activities::Range::after(after, config.limit as i64 + 1)).await?;
+            let mut db = seeder.db.acquire().await?;
+            activities::friends(&mut db, reader.id, activities::Range::after(after, config.limit as i64 + 1)).await?;
             queries.record(started.elapsed().as_micros().max(1) as u64)?;
             deepest = after;
         }
@@ -145,7 +146,7 @@ fn cursor_position(path: &str) -> Option<Position> {
     Some(Position { time: chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?, event_id: id.parse().ok()? })
 }
 
-/// The plan of the friends query, as `activities::friends` runs it.
+/// The plan of the friends query, as `activities::friends` first runs it (one-hour window).
 async fn explain(db: &sqlx::PgPool, reader: i64, after: Position, limit: i64) -> anyhow::Result<String> {
     let lines: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS) {}", activities::friends_query()))
         .bind(reader)
@@ -153,6 +154,7 @@ async fn explain(db: &sqlx::PgPool, reader: i64, after: Position, limit: i64) ->
         .bind(Some(after.event_id))
         .bind(limit)
         .bind(0_i64)
+        .bind(after.time - chrono::TimeDelta::hours(1))
         .fetch_all(db)
         .await?;
     Ok(lines.join("\n"))

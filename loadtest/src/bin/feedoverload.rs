@@ -25,6 +25,9 @@ struct Args {
     /// Connections of the storm.
     #[arg(long, default_value_t = 2000)]
     connections: usize,
+    /// Only these configurations (defaults, shedding, rate-limited), in this order.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Directory for overload.md and overload.json.
     #[arg(long, default_value = "loadtest/results")]
     out: String,
@@ -49,6 +52,10 @@ async fn main() -> anyhow::Result<()> {
             ("rate-limited".to_string(), env(&[("RATE_LIMIT_PER_KEY", "100")])),
         ],
     };
+    let mut config = config;
+    if !args.only.is_empty() {
+        config.variants = args.only.iter().filter_map(|label| config.variants.iter().find(|(l, _)| l == label).cloned()).collect();
+    }
     let results = run(&config).await?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let report = markdown(&results, &config, &command);

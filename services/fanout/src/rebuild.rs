@@ -208,7 +208,7 @@ impl Rebuilder {
             .fetch_all(&mut *snapshot)
             .await?;
         let authored = activities::authored(&mut *snapshot, user, Verbs::FannedOut, Range::newest(self.max_len as i64)).await?;
-        let friends = activities::friends(&mut *snapshot, user, Range::newest(self.max_len as i64)).await?;
+        let friends = activities::friends(snapshot, user, Range::newest(self.max_len as i64)).await?;
 
         let mut pipe = redis::pipe();
         pipe.atomic();

@@ -269,7 +269,8 @@ async fn friends_feed(
             .collect();
         if members.len() < wanted {
             // Past what Redis keeps (or the feed's end): this page from PostgreSQL.
-            let rows = activities::friends(&state.db, caller.id, Range::skipping(start as i64, wanted as i64)).await?;
+            let mut db = state.db.acquire().await?;
+            let rows = activities::friends(&mut db, caller.id, Range::skipping(start as i64, wanted as i64)).await?;
             entries = rows.iter().map(FeedMeEntry::from_row).collect();
         }
         Ok(Json(FeedMePage::new(&format!("/feed/{}/friends", caller.name), page, entries, true)))

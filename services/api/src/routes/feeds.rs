@@ -210,7 +210,8 @@ async fn friends_feed(
     // PostgreSQL, strictly after the last entry seen, in the same order.
     let older: Vec<(Cursor, Box<RawValue>)> = if raw.len() < wanted {
         let from = entries.last().map(|(cursor, _)| *cursor).or(page.after).and_then(Cursor::position);
-        let rows = activities::friends(&state.db, user.id, Range::after(from, (wanted - raw.len()) as i64)).await?;
+        let mut db = state.db.acquire().await?;
+        let rows = activities::friends(&mut db, user.id, Range::after(from, (wanted - raw.len()) as i64)).await?;
         metrics::counter!("feed_friends_pages_from_db_total").increment(1);
         rows.iter()
             .filter_map(|row| Some((Cursor::at(row.position()), serde_json::value::to_raw_value(&row.entry()).ok()?)))
