@@ -66,9 +66,9 @@ impl Contract {
         match documented.as_object() {
             None => assert!(body.is_empty(), "{method} {url} {status}: documented without a body, got {body}"),
             Some(types) if is_json => {
-                let schema = &types.get("application/json").unwrap_or_else(|| {
-                    panic!("{method} {url} {status}: JSON answer, documented as {:?}", types.keys())
-                })["schema"];
+                let schema = &types
+                    .get("application/json")
+                    .unwrap_or_else(|| panic!("{method} {url} {status}: JSON answer, documented as {:?}", types.keys()))["schema"];
                 let instance: Value = serde_json::from_str(body).expect("a JSON answer parses");
                 self.validate(&format!("{method} {path} {status}"), schema, &instance);
             }

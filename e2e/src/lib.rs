@@ -197,7 +197,6 @@ impl Running {
         self.shutdown.cancel();
         self.handle.await.expect("service task").expect("service stopped cleanly");
     }
-
 }
 
 /// A writer or fan-out running as a child process of its built binary, configured by
@@ -326,7 +325,10 @@ impl Stack {
             run_migrations: true,
             topic_partitions: options.partitions,
             topic_replication: 1,
-            analytics_window: feed_core::config::TimeWindow { max_age: chrono::TimeDelta::hours(168), max_ahead: chrono::TimeDelta::minutes(60) },
+            analytics_window: feed_core::config::TimeWindow {
+                max_age: chrono::TimeDelta::hours(168),
+                max_ahead: chrono::TimeDelta::minutes(60),
+            },
         };
         common.ensure_topics().await.expect("create topics");
         let db = feed_core::db::connect(&common.database_url, 4).await.expect("connect test database");
@@ -456,7 +458,8 @@ impl Stack {
 
     /// `POST path` with a JSON body and no key.
     pub async fn post_anonymous(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        let answer = read("POST", path, self.http.post(format!("{}{}", self.api_url, path)).json(body).send().await.expect("POST sent")).await;
+        let answer =
+            read("POST", path, self.http.post(format!("{}{}", self.api_url, path)).json(body).send().await.expect("POST sent")).await;
         if answer.0.is_success() {
             contract::contract().check_request("POST", path, body);
         }
@@ -465,12 +468,8 @@ impl Stack {
 
     /// `POST path` with a raw body and content type.
     pub async fn post_raw(&self, path: &str, key: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
-        let request = self
-            .http
-            .post(format!("{}{}", self.api_url, path))
-            .header("X-App-Key", key)
-            .header("Content-Type", content_type)
-            .body(body);
+        let request =
+            self.http.post(format!("{}{}", self.api_url, path)).header("X-App-Key", key).header("Content-Type", content_type).body(body);
         read("POST", path, request.send().await.expect("POST sent")).await
     }
 
@@ -566,7 +565,11 @@ impl Stack {
                 if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
                     let headers: HashMap<String, String> = message
                         .headers()
-                        .map(|h| h.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).to_string())).collect())
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).to_string()))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     letters.push((message.payload().unwrap_or_default().to_vec(), headers));
                 }
@@ -632,10 +635,7 @@ async fn spawn_fanout(common: &CommonConfig, group: &str, feed_max_len: usize) -
 mod tests {
     #[test]
     fn replaces_the_database_name() {
-        assert_eq!(
-            super::with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
-            "postgres://postgres@127.0.0.1:5432/x"
-        );
+        assert_eq!(super::with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"), "postgres://postgres@127.0.0.1:5432/x");
         assert_eq!(super::with_database("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
         assert_eq!(super::with_database("postgres://h:1", "x"), "postgres://h:1/x");
     }

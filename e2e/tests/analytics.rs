@@ -12,8 +12,7 @@ fn current_hour_ms() -> i64 {
 }
 
 async fn hit(stack: &Stack, timestamp: i64, user: &str, event: &str) {
-    let (status, body) =
-        stack.send_text(Method::POST, &format!("/analytics?timestamp={timestamp}&user={user}&event={event}")).await;
+    let (status, body) = stack.send_text(Method::POST, &format!("/analytics?timestamp={timestamp}&user={user}&event={event}")).await;
     assert_eq!((status, body.as_str()), (StatusCode::NO_CONTENT, ""), "{user} {event}");
 }
 

@@ -271,10 +271,8 @@ async fn a_consumer_whose_store_is_down_reports_itself_stalled_and_recovers() {
     let options = StackOptions { postgres_url: Some(postgres.url()), in_process_consumers: false, ..StackOptions::default() };
     let stack = Stack::start_with(options).await;
     let port = daemons::free_port();
-    let _writer = stack.start_process_with(
-        "writer",
-        &[("METRICS_ADDR", format!("127.0.0.1:{port}")), ("CONSUMER_STALL_AFTER_MS", "1000".to_string())],
-    );
+    let _writer = stack
+        .start_process_with("writer", &[("METRICS_ADDR", format!("127.0.0.1:{port}")), ("CONSUMER_STALL_AFTER_MS", "1000".to_string())]);
     let health = format!("http://127.0.0.1:{port}/health");
     let status_of = |health: String| {
         let http = stack.http.clone();

@@ -56,10 +56,7 @@ async fn one_event_is_logged_by_id_in_api_writer_and_fan_out() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-read-your-writes"], "applied");
     let event_id = response.headers()["x-event-id"].to_str().unwrap().to_string();
-    let stored: uuid::Uuid = sqlx::query_scalar("SELECT event_id FROM activities WHERE verb = 'post'")
-        .fetch_one(&stack.db)
-        .await
-        .unwrap();
+    let stored: uuid::Uuid = sqlx::query_scalar("SELECT event_id FROM activities WHERE verb = 'post'").fetch_one(&stack.db).await.unwrap();
     assert_eq!(stored.to_string(), event_id, "the header names the stored event");
 
     // "applied" (and so both lines) precede the progress marks the answer waited for.

@@ -227,11 +227,8 @@ async fn filtered_queries_on_a_large_table_use_indexes() {
         // An empty or small partition may be scanned (cheaper than an index); the one
         // holding the 200,000 rows never.
         for relation in seq_scanned(&plan.0) {
-            let rows: f32 = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = $1")
-                .bind(&relation)
-                .fetch_one(db)
-                .await
-                .unwrap();
+            let rows: f32 =
+                sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = $1").bind(&relation).fetch_one(db).await.unwrap();
             assert!(rows < 10_000.0, "`{filter}` scans all {rows} rows of {relation}: {}", plan.0);
         }
     }

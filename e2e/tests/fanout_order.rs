@@ -53,7 +53,10 @@ impl Feeds {
             run_migrations: false,
             topic_partitions: 3,
             topic_replication: 1,
-            analytics_window: feed_core::config::TimeWindow { max_age: chrono::TimeDelta::hours(168), max_ahead: chrono::TimeDelta::minutes(60) },
+            analytics_window: feed_core::config::TimeWindow {
+                max_age: chrono::TimeDelta::hours(168),
+                max_ahead: chrono::TimeDelta::minutes(60),
+            },
         };
         let keys = Keys::new(&common.redis_key_prefix);
         redis::cmd("SET").arg(keys.generation()).arg("g1").query_async::<()>(&mut redis.clone()).await.expect("SET");
@@ -130,8 +133,7 @@ async fn an_older_follow_applied_after_a_newer_unfollow_changes_nothing() {
     // The follow arrives late (a replay from an older offset, say).
     assert_eq!(feeds.apply(&[(0, &older_follow)]).await, Stored::Applied);
     assert!(feeds.feed(9).await.is_empty(), "9 unfollowed 1 last");
-    let followers: Vec<String> =
-        redis::cmd("SMEMBERS").arg(feeds.keys.followers(1)).query_async(&mut feeds.redis).await.expect("SMEMBERS");
+    let followers: Vec<String> = redis::cmd("SMEMBERS").arg(feeds.keys.followers(1)).query_async(&mut feeds.redis).await.expect("SMEMBERS");
     assert!(followers.is_empty());
 }
 

@@ -23,7 +23,8 @@ async fn free_verb_activities_are_recorded_and_echoed() {
     let (_, niko_key) = stack.create_user("niko").await;
 
     // The README's example, as eric.
-    let (status, body) = stack.post("/activity", ERIC, json!({"actor": "eric", "verb": "punched", "object": "null", "target": "niko"})).await;
+    let (status, body) =
+        stack.post("/activity", ERIC, json!({"actor": "eric", "verb": "punched", "object": "null", "target": "niko"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(is_feed_me_time(&body["datetime"]), "{body}");
     let mut echo = body.clone();

@@ -32,7 +32,8 @@ fn address(stack: &Stack) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_connections_are_closed() {
-    let limits = Limits { max_connections: 64, header_read_timeout: Duration::from_millis(500), body_read_timeout: Duration::from_millis(500) };
+    let limits =
+        Limits { max_connections: 64, header_read_timeout: Duration::from_millis(500), body_read_timeout: Duration::from_millis(500) };
     let stack = Stack::start_with(StackOptions { demo_users: false, limits, ..StackOptions::default() }).await;
     let addr = address(&stack);
 
@@ -101,9 +102,9 @@ async fn clients_over_their_rate_get_429_and_nothing_is_recorded() {
     let now = chrono::Utc::now().timestamp_millis();
 
     // Without a key: per address. Of four hits at once, three pass and one is refused.
-    let responses = futures::future::join_all((0..4).map(|i| {
-        stack.http.post(format!("{}/analytics?timestamp={now}&user=u{i}&event=click", stack.api_url)).send()
-    }))
+    let responses = futures::future::join_all(
+        (0..4).map(|i| stack.http.post(format!("{}/analytics?timestamp={now}&user=u{i}&event=click", stack.api_url)).send()),
+    )
     .await;
     let mut statuses: Vec<u16> = responses.iter().map(|r| r.as_ref().map(|r| r.status().as_u16()).unwrap_or(0)).collect();
     statuses.sort_unstable();
@@ -122,7 +123,8 @@ async fn clients_over_their_rate_get_429_and_nothing_is_recorded() {
     // With a key: per key, independent of other keys (once each key is known).
     assert_eq!(stack.get("/me", Some("abc123")).await.0, reqwest::StatusCode::OK);
     assert_eq!(stack.get("/me", Some("abc124")).await.0, reqwest::StatusCode::OK);
-    let codes: Vec<u16> = futures::future::join_all((0..3).map(|_| stack.get("/me", Some("abc123")))).await.iter().map(|(s, _)| s.as_u16()).collect();
+    let codes: Vec<u16> =
+        futures::future::join_all((0..3).map(|_| stack.get("/me", Some("abc123")))).await.iter().map(|(s, _)| s.as_u16()).collect();
     assert_eq!(codes.iter().filter(|c| **c == 429).count(), 1, "{codes:?}");
     assert_eq!(stack.get("/me", Some("abc124")).await.0, reqwest::StatusCode::OK);
     stack.stop().await;
@@ -193,12 +195,11 @@ async fn lock_users(stack: &Stack) -> sqlx::Transaction<'static, sqlx::Postgres>
 async fn wait_for_blocked_query(stack: &Stack) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&stack.db)
-        .await
-        .unwrap();
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+                .fetch_one(&stack.db)
+                .await
+                .unwrap();
         if waiting > 0 {
             return;
         }
@@ -210,11 +211,8 @@ async fn wait_for_blocked_query(stack: &Stack) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_that_cannot_start_within_its_deadline_gets_503_and_is_not_recorded() {
     // A publish may take 3 s, a write 4 s: one still before its publish after 1 s is refused.
-    let options = StackOptions {
-        publish_timeout: Duration::from_secs(3),
-        write_deadline: Duration::from_secs(4),
-        ..StackOptions::default()
-    };
+    let options =
+        StackOptions { publish_timeout: Duration::from_secs(3), write_deadline: Duration::from_secs(4), ..StackOptions::default() };
     let stack = Stack::start_with(options).await;
     let published = stack.published_on(&stack.common.feed_topic).await;
     let lock = lock_users(&stack).await;
@@ -254,7 +252,10 @@ async fn a_write_whose_client_hung_up_before_its_publish_is_not_published() {
     lock.rollback().await.unwrap();
     // The same author's next write, answered after the abandoned one could have been
     // published, is the only one recorded.
-    assert_eq!(stack.post("/post", "abc123", serde_json::json!({"type": "post", "content": "waited for"})).await.0, reqwest::StatusCode::OK);
+    assert_eq!(
+        stack.post("/post", "abc123", serde_json::json!({"type": "post", "content": "waited for"})).await.0,
+        reqwest::StatusCode::OK
+    );
     assert_eq!(stack.published_on(&stack.common.feed_topic).await, published + 1, "a write nobody waits for was published");
     let (_, posts) = stack.get("/feed/my", Some("abc123")).await;
     let entries = posts["my_feed"].as_array().unwrap();

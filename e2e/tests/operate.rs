@@ -13,7 +13,8 @@ async fn snapshot(stack: &Stack) -> Vec<(String, Vec<String>)> {
     let mut out = Vec::new();
     for id in 1..=3 {
         for key in [stack.keys.friends(id), stack.keys.authored(id)] {
-            let members: Vec<String> = redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut redis).await.unwrap();
+            let members: Vec<String> =
+                redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut redis).await.unwrap();
             out.push((key, members));
         }
         let key = stack.keys.followers(id);

@@ -15,10 +15,7 @@ use std::time::Duration;
 const IVAN: &str = "abc123";
 
 async fn counts(stack: &Stack) -> (i64, i64) {
-    sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM activities")
-        .fetch_one(&stack.db)
-        .await
-        .expect("count activities")
+    sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM activities").fetch_one(&stack.db).await.expect("count activities")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,19 +154,13 @@ async fn poison_records_are_dead_lettered_and_the_partition_keeps_flowing() {
 
     // Two poison records on ivan's partition (key "1", as the API keys his events):
     // bytes that do not decode, and an event no database accepts (NUL in text).
-    let producer: FutureProducer =
-        ClientConfig::new().set("bootstrap.servers", &stack.common.kafka_brokers).create().unwrap();
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.common.kafka_brokers).create().unwrap();
     let topic = stack.common.feed_topic.clone();
     producer.send(FutureRecord::to(&topic).key("1").payload("not json"), Duration::from_secs(5)).await.unwrap();
     let ivan = feed_core::event::UserRef { id: 1, name: "ivan".into() };
     let object = feed_core::event::ObjectRef { kind: feed_core::event::ObjectKind::Post, id: 999 };
-    let bad = feed_core::event::Event::new(
-        feed_core::event::EventType::Post,
-        ivan,
-        Some(object),
-        None,
-        json!({"content": "nul \u{0} inside"}),
-    );
+    let bad =
+        feed_core::event::Event::new(feed_core::event::EventType::Post, ivan, Some(object), None, json!({"content": "nul \u{0} inside"}));
     let payload = bad.to_bytes();
     let record = FutureRecord::to(&topic).key("1").payload(&payload).headers(feed_core::kafka::headers(bad.headers()));
     producer.send(record, Duration::from_secs(5)).await.unwrap();
@@ -197,10 +188,8 @@ async fn poison_records_are_dead_lettered_and_the_partition_keeps_flowing() {
         assert!(headers["source_offset"].parse::<i64>().is_ok());
         assert!(!headers["error"].is_empty());
     }
-    let groups: Vec<(&str, &str)> = letters
-        .iter()
-        .map(|(payload, h)| (if payload == b"not json" { "garbage" } else { "nul" }, h["consumer_group"].as_str()))
-        .collect();
+    let groups: Vec<(&str, &str)> =
+        letters.iter().map(|(payload, h)| (if payload == b"not json" { "garbage" } else { "nul" }, h["consumer_group"].as_str())).collect();
     let (writer, fanout) = (stack.common.writer_group.as_str(), stack.common.fanout_group.as_str());
     for expected in [("garbage", writer), ("garbage", fanout), ("nul", writer)] {
         assert!(groups.contains(&expected), "{expected:?} missing from {groups:?}");
@@ -375,9 +364,18 @@ async fn a_deleted_post_leaves_every_feed_with_its_likes_and_shares() {
     assert_eq!(stack.post("/activity", nico, json!({"verb": "like", "object": "post:1"})).await.0, StatusCode::OK);
     assert_eq!(stack.post("/activity", nico, json!({"verb": "share", "object": "post:1"})).await.0, StatusCode::OK);
     let objects = |body: &Value, field: &str| -> Vec<(String, i64)> {
-        body[field].as_array().unwrap().iter().filter(|e| !e["object_id"].is_null()).map(|e| (e["verb"].as_str().unwrap().to_string(), e["object_id"].as_i64().unwrap())).collect()
+        body[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| !e["object_id"].is_null())
+            .map(|e| (e["verb"].as_str().unwrap().to_string(), e["object_id"].as_i64().unwrap()))
+            .collect()
     };
-    assert_eq!(objects(&stack.get("/feed/friends", Some(eric)).await.1, "friends_feed"), [("share".to_string(), 1), ("like".to_string(), 1)]);
+    assert_eq!(
+        objects(&stack.get("/feed/friends", Some(eric)).await.1, "friends_feed"),
+        [("share".to_string(), 1), ("like".to_string(), 1)]
+    );
 
     // Only the owner; unknown objects are 404.
     assert_eq!(stack.delete("/post/post/1", nico).await.0, StatusCode::FORBIDDEN);
@@ -397,7 +395,8 @@ async fn a_deleted_post_leaves_every_feed_with_its_likes_and_shares() {
     let gone = (StatusCode::BAD_REQUEST, json!({"error": true, "message": "Object is not found"}));
     assert_eq!(stack.post("/activity", eric, json!({"verb": "like", "object": "post:1"})).await, gone);
     assert_eq!(stack.delete("/post/post/1", IVAN).await.0, StatusCode::NOT_FOUND);
-    let content: Option<String> = sqlx::query_scalar("SELECT content FROM objects WHERE kind = 'post' AND id = 1").fetch_optional(&stack.db).await.unwrap();
+    let content: Option<String> =
+        sqlx::query_scalar("SELECT content FROM objects WHERE kind = 'post' AND id = 1").fetch_optional(&stack.db).await.unwrap();
     assert_eq!(content, None, "the content itself is erased");
     stack.stop().await;
 }

@@ -175,7 +175,8 @@ async fn every_error_case_answers_as_the_reference_and_publishes_nothing() {
     // Feed paging parameters.
     assert_eq!(stack.get("/feed/my?cursor=zzz", Some(IVAN)).await, error(bad, "Cursor is not valid"));
     // Two keys: which would win? Refused.
-    let response = stack.http.get(format!("{}/me", stack.api_url)).header("X-App-Key", IVAN).header("X-App-Key", "abc124").send().await.unwrap();
+    let response =
+        stack.http.get(format!("{}/me", stack.api_url)).header("X-App-Key", IVAN).header("X-App-Key", "abc124").send().await.unwrap();
     assert_eq!(response.status(), bad);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["message"], "Only one X-App-Key header is allowed");

@@ -128,7 +128,13 @@ pub async fn run(config: &BenchConfig) -> anyhow::Result<Report> {
     let ids = seeder.object_ids("post_ids", AUTHORS * posts_per_author + others.len()).await?;
     let mut ids = ids.into_iter();
     let post = |u: &UserRef, id: i64| {
-        Event::new(EventType::Post, u.clone(), Some(ObjectRef { kind: ObjectKind::Post, id }), None, serde_json::json!({"content": "bench"}))
+        Event::new(
+            EventType::Post,
+            u.clone(),
+            Some(ObjectRef { kind: ObjectKind::Post, id }),
+            None,
+            serde_json::json!({"content": "bench"}),
+        )
     };
     for a in &authors {
         for _ in 0..posts_per_author {
@@ -260,13 +266,7 @@ pub async fn run(config: &BenchConfig) -> anyhow::Result<Report> {
         ratio("fan-out entries", fanout_entries_per_s, redis_zadd, "pipelined ZADD", 0.5),
         // During ingest the writer only sees what the API admits, so its own batch
         // handler driven flat out (largest batch) is what compares with COPY.
-        ratio(
-            "writer rows (batches of 1000)",
-            writer_by_batch.last().map_or(0.0, |(_, rate)| *rate),
-            raw_copy_rows_per_s,
-            "raw COPY",
-            0.5,
-        ),
+        ratio("writer rows (batches of 1000)", writer_by_batch.last().map_or(0.0, |(_, rate)| *rate), raw_copy_rows_per_s, "raw COPY", 0.5),
     ];
     Ok(Report {
         trivial_route,
@@ -311,10 +311,8 @@ async fn fanout_lag(http: &reqwest::Client, url: &str, key: &str, reader: &str) 
     while acknowledged.elapsed() < Duration::from_secs(10) {
         let feed: serde_json::Value =
             http.get(format!("{url}/feed/friends?limit=200")).header("X-App-Key", reader).send().await.ok()?.json().await.ok()?;
-        let found = feed["friends_feed"]
-            .as_array()?
-            .iter()
-            .any(|e| e["object_id"] == id && e["object_type"] == "post" && e["verb"] == "post");
+        let found =
+            feed["friends_feed"].as_array()?.iter().any(|e| e["object_id"] == id && e["object_type"] == "post" && e["verb"] == "post");
         if found {
             return Some(acknowledged.elapsed());
         }
@@ -352,10 +350,7 @@ async fn raw_copy(seeder: &Seeder, rows: usize) -> anyhow::Result<f64> {
     let mut csv = String::with_capacity(rows * 160);
     for i in 0..rows {
         let time = feed_core::feed::format_time(now - chrono::Duration::microseconds(i as i64));
-        csv.push_str(&format!(
-            "{time},{},-1,bench_copy,post,post,{i},,,\"{{\"\"content\"\":\"\"bench\"\"}}\"\n",
-            uuid::Uuid::now_v7()
-        ));
+        csv.push_str(&format!("{time},{},-1,bench_copy,post,post,{i},,,\"{{\"\"content\"\":\"\"bench\"\"}}\"\n", uuid::Uuid::now_v7()));
     }
     let mut conn = seeder.db.acquire().await?;
     let t = Instant::now();
@@ -380,7 +375,15 @@ async fn raw_produce(common: &CommonConfig, rows: usize) -> anyhow::Result<f64> 
     let seeder = Seeder::connect(&scratch).await?;
     let user = UserRef { id: 1, name: "bench".into() };
     let events: Vec<Event> = (0..rows as i64)
-        .map(|id| Event::new(EventType::Post, user.clone(), Some(ObjectRef { kind: ObjectKind::Post, id }), None, serde_json::json!({"content": "bench"})))
+        .map(|id| {
+            Event::new(
+                EventType::Post,
+                user.clone(),
+                Some(ObjectRef { kind: ObjectKind::Post, id }),
+                None,
+                serde_json::json!({"content": "bench"}),
+            )
+        })
         .collect();
     let t = Instant::now();
     seeder.publish(events, &indicatif::ProgressBar::hidden()).await?;
@@ -463,7 +466,13 @@ async fn writer_by_batch(seeder: &Seeder, redis: &redis::aio::ConnectionManager,
             .map(|id| Record {
                 partition: 0,
                 offset: id,
-                event: Event::new(EventType::Post, user.clone(), Some(ObjectRef { kind: ObjectKind::Post, id: -id - 1 }), None, serde_json::json!({"content": "batch"})),
+                event: Event::new(
+                    EventType::Post,
+                    user.clone(),
+                    Some(ObjectRef { kind: ObjectKind::Post, id: -id - 1 }),
+                    None,
+                    serde_json::json!({"content": "batch"}),
+                ),
             })
             .collect();
         let t = Instant::now();
@@ -491,7 +500,13 @@ impl Report {
         for r in &self.ratios {
             s.push_str(&format!(
                 "| {} | {:.0}/s | {:.0}/s ({}) | {:.2} | ≥ {:.2} | {} |\n",
-                r.stage, r.rate, r.ceiling, r.ceiling_name, r.ratio, r.goal, if r.ratio >= r.goal { "yes" } else { "no" }
+                r.stage,
+                r.rate,
+                r.ceiling,
+                r.ceiling_name,
+                r.ratio,
+                r.goal,
+                if r.ratio >= r.goal { "yes" } else { "no" }
             ));
         }
         s.push_str("\n## Latency\n\n");
@@ -505,9 +520,15 @@ impl Report {
         s.push_str(&format!("- `GET /feed/friends`, {} followees: {}\n", self.big_followees, m(&self.feed_big)));
         s.push_str(&format!("- `GET /feed/friends`, 10 followees, at half its max rate: {}\n", m(&self.feed_10_at_half)));
         s.push_str("\n## Throughput and ceilings\n\n");
-        s.push_str(&format!("- writer: {:.0} rows/s; fan-out: {:.0} feed entries/s (during the best ingest stage)\n", self.writer_rows_per_s, self.fanout_entries_per_s));
+        s.push_str(&format!(
+            "- writer: {:.0} rows/s; fan-out: {:.0} feed entries/s (during the best ingest stage)\n",
+            self.writer_rows_per_s, self.fanout_entries_per_s
+        ));
         s.push_str(&format!("- redis-benchmark pipelined ZADD: {:.0}/s, ZREVRANGE 0 49: {:.0}/s\n", self.redis_zadd, self.redis_zrevrange));
-        s.push_str(&format!("- raw COPY into activities: {:.0} rows/s; raw produce (acks=all): {:.0} records/s\n", self.raw_copy_rows_per_s, self.raw_produce_per_s));
+        s.push_str(&format!(
+            "- raw COPY into activities: {:.0} rows/s; raw produce (acks=all): {:.0} records/s\n",
+            self.raw_copy_rows_per_s, self.raw_produce_per_s
+        ));
         s.push_str("\n## Memory\n\n");
         s.push_str(&format!("- Redis: {:.0} bytes per feed entry\n", self.redis_bytes_per_entry));
         for (name, kib) in &self.peak_rss_kib {

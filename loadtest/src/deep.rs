@@ -71,12 +71,10 @@ pub async fn run(config: &DeepConfig) -> anyhow::Result<DeepReport> {
     let quiet = indicatif::ProgressBar::hidden();
     let reader = seeder.ensure_users(&["deep_reader".to_string()], &quiet).await?.remove(0);
     // The first generated users (feedgen names them user<n>).
-    let followees: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT u.id, u.name FROM users u WHERE u.name LIKE 'user%' ORDER BY u.id LIMIT $1",
-    )
-    .bind(config.followees as i64)
-    .fetch_all(&seeder.db)
-    .await?;
+    let followees: Vec<(i64, String)> = sqlx::query_as("SELECT u.id, u.name FROM users u WHERE u.name LIKE 'user%' ORDER BY u.id LIMIT $1")
+        .bind(config.followees as i64)
+        .fetch_all(&seeder.db)
+        .await?;
     anyhow::ensure!(followees.len() == config.followees, "only {} generated users: run feedgen first", followees.len());
     let follows = followees.iter().map(|(id, name)| {
         let target = feed_core::event::UserRef { id: *id, name: name.clone() };
@@ -162,7 +160,8 @@ async fn explain(db: &sqlx::PgPool, reader: i64, after: Position, limit: i64) ->
 
 /// The report as Markdown.
 pub fn markdown(report: &DeepReport, command: &str) -> String {
-    let row = |name: &str, l: &Latency| format!("| {name} | {} | {:.2} ms | {:.2} ms | {:.2} ms |\n", l.pages, l.p50_ms, l.p99_ms, l.max_ms);
+    let row =
+        |name: &str, l: &Latency| format!("| {name} | {} | {:.2} ms | {:.2} ms | {:.2} ms |\n", l.pages, l.p50_ms, l.p99_ms, l.max_ms);
     let mut s = String::from("# The friends feed past what Redis keeps\n\n");
     s.push_str(&format!("Command: `{command}`\n\n"));
     s.push_str(&format!(

@@ -25,13 +25,7 @@ pub struct Measured {
 
 fn summarize(histogram: &Histogram<u64>, errors: u64, elapsed: Duration) -> Measured {
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
-    Measured {
-        ok: histogram.len(),
-        errors,
-        rate: histogram.len() as f64 / elapsed.as_secs_f64(),
-        p50_ms: ms(0.5),
-        p99_ms: ms(0.99),
-    }
+    Measured { ok: histogram.len(), errors, rate: histogram.len() as f64 / elapsed.as_secs_f64(), p50_ms: ms(0.5), p99_ms: ms(0.99) }
 }
 
 fn histogram() -> Histogram<u64> {

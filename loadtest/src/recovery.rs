@@ -106,7 +106,13 @@ impl Load {
         let topic = common.feed_topic.clone();
         let author = UserRef { id: 1, name: "author".into() };
         for follower in 2..followers + 2 {
-            let follow = Event::new(EventType::Follow, UserRef { id: follower, name: format!("f{follower}") }, None, Some(author.clone()), serde_json::Value::Null);
+            let follow = Event::new(
+                EventType::Follow,
+                UserRef { id: follower, name: format!("f{follower}") },
+                None,
+                Some(author.clone()),
+                serde_json::Value::Null,
+            );
             send(&producer, &topic, &follow).await?;
         }
         let (running, in_flight) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicI64::new(0)));
@@ -120,7 +126,13 @@ impl Load {
                     continue;
                 }
                 object += 1;
-                let post = Event::new(EventType::Post, author.clone(), Some(ObjectRef { kind: ObjectKind::Post, id: object }), None, serde_json::json!({"content": "recovery"}));
+                let post = Event::new(
+                    EventType::Post,
+                    author.clone(),
+                    Some(ObjectRef { kind: ObjectKind::Post, id: object }),
+                    None,
+                    serde_json::json!({"content": "recovery"}),
+                );
                 f.fetch_add(1, Ordering::SeqCst);
                 let (producer, topic, f) = (producer.clone(), topic.clone(), f.clone());
                 tokio::spawn(async move {

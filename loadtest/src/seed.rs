@@ -55,11 +55,7 @@ impl Seeder {
                 let (key, payload) = (event.key(), event.to_bytes());
                 let headers = feed_core::kafka::headers(event.headers());
                 let record = FutureRecord::to(&topic).key(&key).payload(&payload).headers(headers);
-                producer
-                    .send(record, Duration::from_secs(30))
-                    .await
-                    .map(|_| ())
-                    .map_err(|(e, _)| anyhow::anyhow!("publish failed: {e}"))
+                producer.send(record, Duration::from_secs(30)).await.map(|_| ()).map_err(|(e, _)| anyhow::anyhow!("publish failed: {e}"))
             });
             progress.inc(1);
         }
@@ -72,10 +68,8 @@ impl Seeder {
     /// Makes sure users named `names` exist (creating the missing ones with
     /// [`key_for`] keys) and returns them in the same order.
     pub async fn ensure_users(&self, names: &[String], progress: &ProgressBar) -> anyhow::Result<Vec<UserRef>> {
-        let existing: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM users WHERE name = ANY($1)")
-            .bind(names)
-            .fetch_all(&self.db)
-            .await?;
+        let existing: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, name FROM users WHERE name = ANY($1)").bind(names).fetch_all(&self.db).await?;
         let existing: std::collections::HashMap<String, i64> = existing.into_iter().map(|(id, n)| (n, id)).collect();
         let missing: Vec<&String> = names.iter().filter(|n| !existing.contains_key(*n)).collect();
         let ids: Vec<i64> = sqlx::query_scalar("SELECT nextval('user_ids') FROM generate_series(1, $1)")

@@ -19,14 +19,8 @@ async fn dataset(stack: &Stack) -> Vec<(uuid::Uuid, String, String, Option<i64>,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generator_is_deterministic_for_a_seed() {
-    let config = GenConfig {
-        users: 60,
-        activities: 400,
-        weeks: 2,
-        end: "2026-11-01T00:00:00Z".parse().unwrap(),
-        seed: 7,
-        prefix: "gen".into(),
-    };
+    let config =
+        GenConfig { users: 60, activities: 400, weeks: 2, end: "2026-11-01T00:00:00Z".parse().unwrap(), seed: 7, prefix: "gen".into() };
     let mut datasets = Vec::new();
     for _ in 0..2 {
         let stack = Stack::start_with(tiny()).await;
@@ -38,10 +32,8 @@ async fn the_generator_is_deterministic_for_a_seed() {
         let rows = dataset(&stack).await;
         assert_eq!(rows.len(), 400 + generated.follows);
         // Popularity is skewed: the most followed account has far more than the median.
-        let counts: Vec<i64> = sqlx::query_scalar("SELECT count(*) FROM follows GROUP BY followee_id ORDER BY 1 DESC")
-            .fetch_all(&stack.db)
-            .await
-            .unwrap();
+        let counts: Vec<i64> =
+            sqlx::query_scalar("SELECT count(*) FROM follows GROUP BY followee_id ORDER BY 1 DESC").fetch_all(&stack.db).await.unwrap();
         assert!(counts[0] >= 4 * counts[counts.len() / 2], "{counts:?}");
         // Generated users can use the API with their predictable keys.
         let (status, me) = stack.get("/me", Some(&loadtest::seed::key_for("gen0"))).await;

@@ -47,7 +47,13 @@ async fn main() -> anyhow::Result<()> {
             ("defaults".to_string(), env(&[])),
             (
                 "shedding".to_string(),
-                env(&[("MAX_PENDING_WRITES", "64"), ("WRITE_DEADLINE_MS", "2000"), ("PUBLISH_TIMEOUT_MS", "1000"), ("MAX_CONNECTIONS", "512"), ("HEADER_READ_TIMEOUT_MS", "5000")]),
+                env(&[
+                    ("MAX_PENDING_WRITES", "64"),
+                    ("WRITE_DEADLINE_MS", "2000"),
+                    ("PUBLISH_TIMEOUT_MS", "1000"),
+                    ("MAX_CONNECTIONS", "512"),
+                    ("HEADER_READ_TIMEOUT_MS", "5000"),
+                ]),
             ),
             ("rate-limited".to_string(), env(&[("RATE_LIMIT_PER_KEY", "100")])),
         ],

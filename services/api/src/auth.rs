@@ -62,10 +62,7 @@ impl FromRequestParts<AppState> for AuthUser {
         if keys.next().is_some() {
             return Err(ApiError::bad_request("Only one X-App-Key header is allowed"));
         }
-        let key = key
-            .to_str()
-            .map_err(|_| ApiError::unauthorized("Key is not valid"))?
-            .trim();
+        let key = key.to_str().map_err(|_| ApiError::unauthorized("Key is not valid"))?.trim();
         if key.is_empty() {
             return Err(ApiError::unauthorized("Key is not valid"));
         }
@@ -73,11 +70,10 @@ impl FromRequestParts<AppState> for AuthUser {
         if let Some(user) = state.auth_cache.get(&hash) {
             return Ok(AuthUser { key: key.to_string(), ..user });
         }
-        let user: Option<AuthUser> =
-            sqlx::query_as("SELECT id, name, created_at, updated_at FROM users WHERE key_hash = $1")
-                .bind(&hash)
-                .fetch_optional(&state.db)
-                .await?;
+        let user: Option<AuthUser> = sqlx::query_as("SELECT id, name, created_at, updated_at FROM users WHERE key_hash = $1")
+            .bind(&hash)
+            .fetch_optional(&state.db)
+            .await?;
         let user = user.ok_or_else(|| ApiError::unauthorized("Key is not valid"))?;
         state.auth_cache.insert(hash, user.clone());
         Ok(AuthUser { key: key.to_string(), ..user })
@@ -88,9 +84,6 @@ impl FromRequestParts<AppState> for AuthUser {
 mod tests {
     #[test]
     fn hash_is_sha256_hex() {
-        assert_eq!(
-            super::hash_key("abc123"),
-            "6ca13d52ca70c883e0f0bb101e425a89e8624de51db2d2392593af6a84118090"
-        );
+        assert_eq!(super::hash_key("abc123"), "6ca13d52ca70c883e0f0bb101e425a89e8624de51db2d2392593af6a84118090");
     }
 }

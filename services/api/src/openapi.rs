@@ -8,8 +8,8 @@
 
 use utoipa::openapi::header::Header;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::schema::{OneOfBuilder, Schema};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{Content, Object, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
@@ -87,12 +87,13 @@ impl Modify for FeedMe {
             body.content.insert("application/json".to_string(), Content::new(Some(Self::one_of(&["NewActivity", "FreeActivity"]))).into());
         }
         if let Some(RefOr::T(ok)) = activity.responses.responses.get_mut("200") {
-            ok.content.insert("application/json".to_string(), Content::new(Some(Self::one_of(&["ActivityRecorded", "FeedMeEntry"]))).into());
+            ok.content
+                .insert("application/json".to_string(), Content::new(Some(Self::one_of(&["ActivityRecorded", "FeedMeEntry"]))).into());
         }
-        activity.responses.responses.insert(
-            "403".to_string(),
-            error_response("A free-verb activity whose `actor` is not the key's user").into(),
-        );
+        activity
+            .responses
+            .responses
+            .insert("403".to_string(), error_response("A free-verb activity whose `actor` is not the key's user").into());
         Self::errors(activity, &Self::one_of(&["ErrorBody", "FeedMeErrorBody"]));
     }
 }
@@ -115,7 +116,9 @@ impl Modify for RateLimited {
                 );
             }
             for operation in [&mut item.post, &mut item.delete].into_iter().flatten() {
-                operation.responses.responses.entry("503".to_string()).or_insert_with(|| error_response("A dependency is unavailable, or `Too many writes in flight, retry shortly` (see `Retry-After`)").into());
+                operation.responses.responses.entry("503".to_string()).or_insert_with(|| {
+                    error_response("A dependency is unavailable, or `Too many writes in flight, retry shortly` (see `Retry-After`)").into()
+                });
             }
         }
     }
@@ -172,8 +175,15 @@ impl Modify for JsonBody {
 fn operations(openapi: &mut utoipa::openapi::OpenApi) -> impl Iterator<Item = &mut Operation> {
     openapi.paths.paths.values_mut().flat_map(|item| {
         let methods = [
-            &mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.options,
-            &mut item.head, &mut item.patch, &mut item.trace, &mut item.query,
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+            &mut item.query,
         ];
         methods.into_iter().flatten()
     })
@@ -233,18 +243,28 @@ mod tests {
             std::fs::write(path, &generated).unwrap();
         }
         let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            committed == generated,
-            "docs/openapi.json is stale: run `UPDATE_OPENAPI=1 cargo test -p api openapi` and commit it"
-        );
+        assert!(committed == generated, "docs/openapi.json is stale: run `UPDATE_OPENAPI=1 cargo test -p api openapi` and commit it");
     }
 
     #[test]
     fn every_route_is_documented_with_its_errors() {
         let doc = crate::routes::api().1;
         let paths: Vec<&str> = doc.paths.paths.keys().map(String::as_str).collect();
-        for path in ["/me", "/post", "/activity", "/follow", "/unfollow", "/feed/my", "/feed/friends", "/events",
-                     "/analytics", "/health", "/livez", "/metrics", "/openapi.json"] {
+        for path in [
+            "/me",
+            "/post",
+            "/activity",
+            "/follow",
+            "/unfollow",
+            "/feed/my",
+            "/feed/friends",
+            "/events",
+            "/analytics",
+            "/health",
+            "/livez",
+            "/metrics",
+            "/openapi.json",
+        ] {
             assert!(paths.contains(&path), "{path} missing from {paths:?}");
         }
         let me = doc.paths.paths["/me"].get.as_ref().unwrap();

@@ -44,13 +44,7 @@ impl Publisher {
     /// Sends one record and resolves once the broker acknowledged it (all in-sync
     /// replicas); 503 when it does not within the producer's delivery timeout.
     /// `headers` must include `event_id`, which is also logged.
-    pub async fn publish(
-        &self,
-        topic: &str,
-        key: &str,
-        payload: &[u8],
-        headers: &[(&str, &str)],
-    ) -> Result<Position, ApiError> {
+    pub async fn publish(&self, topic: &str, key: &str, payload: &[u8], headers: &[(&str, &str)]) -> Result<Position, ApiError> {
         let event_id = event_id(headers).unwrap_or_default();
         let record = FutureRecord::to(topic).key(key).payload(payload).headers(feed_core::kafka::headers(headers.iter().copied()));
         match self.producer.send(record, Duration::from_millis(100)).await {
@@ -96,13 +90,7 @@ pub struct ReadYourWrites {
 impl ReadYourWrites {
     /// Starts the poller; it reads the progress marks under `keys` (one per consumer
     /// group to wait for) every `poll` while requests wait, and stops on `shutdown`.
-    pub fn start(
-        redis: redis::aio::ConnectionManager,
-        keys: Vec<String>,
-        poll: Duration,
-        timeout: Duration,
-        shutdown: Shutdown,
-    ) -> Self {
+    pub fn start(redis: redis::aio::ConnectionManager, keys: Vec<String>, poll: Duration, timeout: Duration, shutdown: Shutdown) -> Self {
         let (applied, _) = watch::channel(Applied::default());
         let wake = Arc::new(Notify::new());
         let this = Self { applied, wake, timeout };
@@ -110,13 +98,7 @@ impl ReadYourWrites {
         this
     }
 
-    async fn poll(
-        self,
-        mut redis: redis::aio::ConnectionManager,
-        keys: Vec<String>,
-        interval: Duration,
-        shutdown: Shutdown,
-    ) {
+    async fn poll(self, mut redis: redis::aio::ConnectionManager, keys: Vec<String>, interval: Duration, shutdown: Shutdown) {
         loop {
             if self.applied.receiver_count() == 0 {
                 tokio::select! {
@@ -150,8 +132,7 @@ impl ReadYourWrites {
         let mut applied = self.applied.subscribe();
         self.wake.notify_one();
         let done = |applied: &Applied| {
-            !applied.is_empty()
-                && applied.iter().all(|marks| progress::covers(marks, position.partition, position.offset))
+            !applied.is_empty() && applied.iter().all(|marks| progress::covers(marks, position.partition, position.offset))
         };
         let result = tokio::time::timeout(bound, applied.wait_for(done)).await;
         let applied = matches!(result, Ok(Ok(_)));

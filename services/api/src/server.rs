@@ -62,7 +62,12 @@ async fn trim_memory(closed: Arc<std::sync::atomic::AtomicU64>, shutdown: feed_c
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `router` on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, router: axum::Router, limits: Limits, shutdown: feed_core::shutdown::Shutdown) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: Limits,
+    shutdown: feed_core::shutdown::Shutdown,
+) -> anyhow::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let slots = Arc::new(Semaphore::new(limits.max_connections));

@@ -12,10 +12,8 @@ pub const DEMO_USERS: [(&str, &str); 3] = [("ivan", "abc123"), ("nico", "abc124"
 
 /// Looks a user up by name.
 pub async fn find_by_name(state: &AppState, name: &str) -> Result<Option<UserRef>, ApiError> {
-    let row: Option<(i64, String)> = sqlx::query_as("SELECT id, name FROM users WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&state.db)
-        .await?;
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, name FROM users WHERE name = $1").bind(name).fetch_optional(&state.db).await?;
     Ok(row.map(|(id, name)| UserRef { id, name }))
 }
 
@@ -47,9 +45,7 @@ fn new_key() -> String {
 /// stops working at once for API instances that have not seen it recently, and within
 /// [`crate::auth::AUTH_CACHE_TTL`] everywhere.
 pub async fn rotate_key(state: &AppState, name: &str) -> Result<(UserRef, String, Recorded), ApiError> {
-    let user = find_by_name(state, name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("User not found"))?;
+    let user = find_by_name(state, name).await?.ok_or_else(|| ApiError::not_found("User not found"))?;
     let key = new_key();
     let recorded = state.record(&key_event(EventType::KeyRotated, &user, &key)).await?;
     Ok((user, key, recorded))

@@ -240,7 +240,13 @@ impl Sink<Event> for FeedSink {
                     || e.is_timeout()
                     || matches!(
                         e.kind(),
-                        ErrorKind::Server(ServerErrorKind::BusyLoading | ServerErrorKind::TryAgain | ServerErrorKind::ClusterDown | ServerErrorKind::MasterDown | ServerErrorKind::ReadOnly)
+                        ErrorKind::Server(
+                            ServerErrorKind::BusyLoading
+                                | ServerErrorKind::TryAgain
+                                | ServerErrorKind::ClusterDown
+                                | ServerErrorKind::MasterDown
+                                | ServerErrorKind::ReadOnly
+                        )
                     )
             }
             None => false,
@@ -248,8 +254,7 @@ impl Sink<Event> for FeedSink {
     }
 
     async fn offsets_moved(&mut self) -> bool {
-        let current: redis::RedisResult<Option<String>> =
-            redis::cmd("GET").arg(self.keys.generation()).query_async(&mut self.redis).await;
+        let current: redis::RedisResult<Option<String>> = redis::cmd("GET").arg(self.keys.generation()).query_async(&mut self.redis).await;
         // A Redis that cannot be reached says nothing; the next batch will tell.
         current.is_ok_and(|current| self.generation.is_none() || current != self.generation)
     }

@@ -36,10 +36,7 @@ impl Config {
         Ok(Self {
             common: CommonConfig::from_env()?,
             consumer: ConsumerConfig::from_env()?,
-            batch: BatchSettings {
-                max_records: env_or("FANOUT_BATCH_SIZE", 500)?,
-                linger: env_millis("FANOUT_LINGER_MS", 2)?,
-            },
+            batch: BatchSettings { max_records: env_or("FANOUT_BATCH_SIZE", 500)?, linger: env_millis("FANOUT_LINGER_MS", 2)? },
             feed_max_len: env_or("FEED_MAX_LEN", 800)?,
         })
     }
@@ -68,7 +65,8 @@ impl Application {
         let rebuilder = rebuild::Rebuilder::new(db, redis.clone(), common, config.feed_max_len);
         let progress_key = keys.progress(&common.fanout_group, &common.feed_topic);
         let sink = FeedSink::new(redis, keys, config.feed_max_len, progress_key, rebuilder);
-        let consumer = BatchConsumer::connect(&common.kafka_brokers, &common.fanout_group, &common.feed_topic, config.batch, config.consumer)?;
+        let consumer =
+            BatchConsumer::connect(&common.kafka_brokers, &common.fanout_group, &common.feed_topic, config.batch, config.consumer)?;
         Ok(Self { consumer, sink })
     }
 

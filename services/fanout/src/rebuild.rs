@@ -15,8 +15,8 @@
 //!    generation. Consumers notice the new generation and resume from those offsets.
 
 use chrono::{DateTime, Utc};
-use feed_core::config::CommonConfig;
 use feed_core::activities::{self, Range, Verbs};
+use feed_core::config::CommonConfig;
 use feed_core::feed::{feeds_complete, follow_version, score, Keys, REBUILDING};
 use redis::aio::ConnectionManager;
 use redis::Script;
@@ -203,10 +203,8 @@ impl Rebuilder {
                 .bind(user)
                 .fetch_all(&mut *snapshot)
                 .await?;
-        let followers: Vec<i64> = sqlx::query_scalar("SELECT follower_id FROM follows WHERE followee_id = $1")
-            .bind(user)
-            .fetch_all(&mut *snapshot)
-            .await?;
+        let followers: Vec<i64> =
+            sqlx::query_scalar("SELECT follower_id FROM follows WHERE followee_id = $1").bind(user).fetch_all(&mut *snapshot).await?;
         let authored = activities::authored(&mut *snapshot, user, Verbs::FannedOut, Range::newest(self.max_len as i64)).await?;
         let friends = activities::friends(snapshot, user, Range::newest(self.max_len as i64)).await?;
 

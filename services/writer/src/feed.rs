@@ -89,11 +89,8 @@ async fn rotate_keys(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<()> {
 }
 
 async fn insert_objects(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<()> {
-    let posts: Vec<(&Event, feed_core::event::ObjectRef)> = events
-        .iter()
-        .filter(|e| e.kind == EventType::Post)
-        .filter_map(|e| e.object.map(|o| (*e, o)))
-        .collect();
+    let posts: Vec<(&Event, feed_core::event::ObjectRef)> =
+        events.iter().filter(|e| e.kind == EventType::Post).filter_map(|e| e.object.map(|o| (*e, o))).collect();
     if posts.is_empty() {
         return Ok(());
     }

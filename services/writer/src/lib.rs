@@ -22,10 +22,10 @@ pub mod sink;
 /// error), as opposed to an error about the records.
 pub(crate) fn is_unavailable(error: &anyhow::Error) -> bool {
     match error.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Database(db)) => {
-            db.code().is_some_and(|c| ["08", "53", "57P", "58"].iter().any(|class| c.starts_with(class)))
-        }
-        Some(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed) => true,
+        Some(sqlx::Error::Database(db)) => db.code().is_some_and(|c| ["08", "53", "57P", "58"].iter().any(|class| c.starts_with(class))),
+        Some(
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed,
+        ) => true,
         // Any other error, the database's or not, is retried a few times, then blamed on
         // the records (see `feed_core::consumer::MAX_ATTEMPTS`).
         _ => false,
@@ -61,10 +61,7 @@ impl Config {
         Ok(Self {
             common: CommonConfig::from_env()?,
             consumer: ConsumerConfig::from_env()?,
-            batch: BatchSettings {
-                max_records: env_or("WRITER_BATCH_SIZE", 1000)?,
-                linger: env_millis("WRITER_LINGER_MS", 5)?,
-            },
+            batch: BatchSettings { max_records: env_or("WRITER_BATCH_SIZE", 1000)?, linger: env_millis("WRITER_LINGER_MS", 5)? },
             db_pool_size: env_or("WRITER_DB_POOL_SIZE", 6)?,
         })
     }
@@ -101,7 +98,12 @@ impl Application {
         tokio::try_join!(
             self.consume::<Event, _>(&common.writer_group, &common.feed_topic, feed::FeedTable::default(), &shutdown),
             self.consume::<LoggedEvent, _>(&events_group, &common.events_topic, events::EventsTable::default(), &shutdown),
-            self.consume::<AnalyticsHit, _>(&analytics_group, &common.analytics_topic, analytics::AnalyticsTable::new(common.analytics_window), &shutdown),
+            self.consume::<AnalyticsHit, _>(
+                &analytics_group,
+                &common.analytics_topic,
+                analytics::AnalyticsTable::new(common.analytics_window),
+                &shutdown
+            ),
         )?;
         Ok(())
     }

@@ -45,7 +45,13 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, consumer: &str, topic: &st
 
 /// Sets where `consumer` resumes on each partition of `offsets`. Inside a transaction
 /// after [`lock`] it only moves forward; from `feedctl replay` it may move anywhere.
-pub async fn store<'e>(db: impl PgExecutor<'e>, consumer: &str, topic: &str, offsets: &[(i32, i64)], forward_only: bool) -> sqlx::Result<()> {
+pub async fn store<'e>(
+    db: impl PgExecutor<'e>,
+    consumer: &str,
+    topic: &str,
+    offsets: &[(i32, i64)],
+    forward_only: bool,
+) -> sqlx::Result<()> {
     let (partitions, next): (Vec<i32>, Vec<i64>) = offsets.iter().copied().unzip();
     sqlx::query(
         "INSERT INTO consumer_offsets AS c (consumer, topic, partition, next_offset)

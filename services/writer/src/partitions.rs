@@ -14,20 +14,11 @@ pub struct Partitions {
 
 impl Partitions {
     /// Makes sure `table` has a partition for each of `times`.
-    pub async fn ensure(
-        &mut self,
-        pool: &PgPool,
-        table: &'static str,
-        times: &[DateTime<Utc>],
-    ) -> sqlx::Result<()> {
+    pub async fn ensure(&mut self, pool: &PgPool, table: &'static str, times: &[DateTime<Utc>]) -> sqlx::Result<()> {
         for &time in times {
             let day = time.duration_trunc(Duration::days(1)).unwrap_or(time);
             if self.ensured.insert((table, day)) {
-                sqlx::query("SELECT feed_ensure_partition($1::regclass, $2)")
-                    .bind(table)
-                    .bind(time)
-                    .execute(pool)
-                    .await?;
+                sqlx::query("SELECT feed_ensure_partition($1::regclass, $2)").bind(table).bind(time).execute(pool).await?;
             }
         }
         Ok(())

@@ -42,7 +42,15 @@ impl<W> PgSink<W> {
     /// A sink for `consumer` (the writer's group name on `topic`), publishing progress
     /// under `progress_key`.
     pub fn new(pool: PgPool, consumer: &str, topic: &str, table: W, redis: redis::aio::ConnectionManager, progress_key: String) -> Self {
-        Self { pool, consumer: consumer.to_string(), topic: topic.to_string(), table, partitions: Partitions::default(), redis, progress_key }
+        Self {
+            pool,
+            consumer: consumer.to_string(),
+            topic: topic.to_string(),
+            table,
+            partitions: Partitions::default(),
+            redis,
+            progress_key,
+        }
     }
 }
 
@@ -83,9 +91,7 @@ impl<T: Sync, W: Table<T>> Sink<T> for PgSink<W> {
 /// Whether the stored offsets are past where this batch starts on some partition: then
 /// someone else applied records this consumer was about to apply.
 fn moved<T>(stored: &HashMap<i32, i64>, records: &[Record<T>], next: &[(i32, i64)]) -> bool {
-    next.iter().any(|(partition, next)| {
-        stored.get(partition).is_some_and(|s| *s > first_offset(records, *partition, *next))
-    })
+    next.iter().any(|(partition, next)| stored.get(partition).is_some_and(|s| *s > first_offset(records, *partition, *next)))
 }
 
 #[cfg(test)]

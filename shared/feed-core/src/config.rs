@@ -12,10 +12,9 @@ where
     T::Err: std::fmt::Display,
 {
     match std::env::var(name) {
-        Ok(raw) if !raw.trim().is_empty() => raw
-            .trim()
-            .parse()
-            .map_err(|e| anyhow::anyhow!("environment variable {name}={raw:?} is invalid: {e}")),
+        Ok(raw) if !raw.trim().is_empty() => {
+            raw.trim().parse().map_err(|e| anyhow::anyhow!("environment variable {name}={raw:?} is invalid: {e}"))
+        }
         _ => Ok(default),
     }
 }
@@ -84,10 +83,7 @@ impl CommonConfig {
     /// Reads the shared settings from the environment.
     pub fn from_env() -> anyhow::Result<Self> {
         Ok(Self {
-            database_url: env_or(
-                "DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/feed".to_string(),
-            )?,
+            database_url: env_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/feed".to_string())?,
             redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379".to_string())?,
             redis_key_prefix: env_or("REDIS_KEY_PREFIX", String::new())?,
             kafka_brokers: env_or("KAFKA_BROKERS", "127.0.0.1:9092".to_string())?,

@@ -501,12 +501,7 @@ struct Raw {
 impl<M: Message> From<&M> for Raw {
     fn from(message: &M) -> Self {
         let event_id = message.headers().and_then(|headers| {
-            headers
-                .iter()
-                .find(|h| h.key == "event_id")
-                .and_then(|h| h.value)
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .map(str::to_string)
+            headers.iter().find(|h| h.key == "event_id").and_then(|h| h.value).and_then(|v| std::str::from_utf8(v).ok()).map(str::to_string)
         });
         Raw {
             partition: message.partition(),

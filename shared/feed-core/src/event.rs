@@ -160,13 +160,7 @@ pub struct Event {
 
 impl Event {
     /// A new event of the current schema version, stamped now.
-    pub fn new(
-        kind: EventType,
-        actor: UserRef,
-        object: Option<ObjectRef>,
-        target: Option<UserRef>,
-        payload: serde_json::Value,
-    ) -> Self {
+    pub fn new(kind: EventType, actor: UserRef, object: Option<ObjectRef>, target: Option<UserRef>, payload: serde_json::Value) -> Self {
         Self {
             schema_version: SCHEMA_VERSION,
             event_id: Uuid::now_v7(),
@@ -238,10 +232,7 @@ impl Decode for Event {
 }
 
 /// Decodes a JSON envelope with a `schema_version` field, refusing newer versions.
-pub fn decode_versioned<T: serde::de::DeserializeOwned>(
-    bytes: &[u8],
-    version_of: impl Fn(&T) -> u16,
-) -> Result<T, DecodeError> {
+pub fn decode_versioned<T: serde::de::DeserializeOwned>(bytes: &[u8], version_of: impl Fn(&T) -> u16) -> Result<T, DecodeError> {
     let value: T = serde_json::from_slice(bytes).map_err(DecodeError::Json)?;
     match version_of(&value) {
         v if v > SCHEMA_VERSION => Err(DecodeError::UnknownVersion(v)),
@@ -320,8 +311,15 @@ mod tests {
 
     #[test]
     fn header_names_match_the_wire_names() {
-        for kind in [EventType::UserCreated, EventType::Post, EventType::Like, EventType::Share,
-                     EventType::Follow, EventType::Unfollow, EventType::KeyRotated] {
+        for kind in [
+            EventType::UserCreated,
+            EventType::Post,
+            EventType::Like,
+            EventType::Share,
+            EventType::Follow,
+            EventType::Unfollow,
+            EventType::KeyRotated,
+        ] {
             let wire = serde_json::to_value(kind).unwrap();
             assert_eq!(wire, kind.as_str());
         }

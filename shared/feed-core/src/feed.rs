@@ -213,8 +213,7 @@ mod tests {
             None,
             serde_json::json!({"content": "x.jpeg"}),
         );
-        let entry: serde_json::Value =
-            serde_json::to_value(FeedEntry::from_event(&event).unwrap()).unwrap();
+        let entry: serde_json::Value = serde_json::to_value(FeedEntry::from_event(&event).unwrap()).unwrap();
         assert_eq!(entry["actor_name"], "nico");
         assert_eq!(entry["verb"], "post");
         assert_eq!(entry["object_id"], 20);
@@ -252,13 +251,7 @@ mod tests {
 
     #[test]
     fn user_created_is_not_an_entry() {
-        let event = Event::new(
-            EventType::UserCreated,
-            UserRef { id: 1, name: "ivan".into() },
-            None,
-            None,
-            serde_json::Value::Null,
-        );
+        let event = Event::new(EventType::UserCreated, UserRef { id: 1, name: "ivan".into() }, None, None, serde_json::Value::Null);
         assert!(member(&event).is_none());
     }
 }

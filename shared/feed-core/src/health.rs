@@ -147,8 +147,7 @@ fn stalled_in(inner: &Inner) -> Vec<Stalled> {
 
 /// Every stalled partition of every consumer in this process.
 pub fn stalled() -> Vec<Stalled> {
-    let consumers: Vec<Arc<Mutex<Inner>>> =
-        registry().lock().map(|r| r.iter().filter_map(Weak::upgrade).collect()).unwrap_or_default();
+    let consumers: Vec<Arc<Mutex<Inner>>> = registry().lock().map(|r| r.iter().filter_map(Weak::upgrade).collect()).unwrap_or_default();
     consumers.iter().flat_map(|c| c.lock().map(|inner| stalled_in(&inner)).unwrap_or_default()).collect()
 }
 

@@ -1,12 +1,12 @@
 //! Kafka clients, configured the same way everywhere.
 
+use crate::health::Positions;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
-use crate::health::Positions;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -97,10 +97,8 @@ pub fn assigned_consumer(brokers: &str, group: &str, fetch_wait: Duration, posit
 /// with one, all replicated `replication` times; existing topics are left alone, so every
 /// service can call it at start.
 pub async fn ensure_topics(brokers: &str, topics: &[&str], partitions: i32, replication: i32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("socket.connection.setup.timeout.ms", "3000")
-        .create()?;
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).set("socket.connection.setup.timeout.ms", "3000").create()?;
     let dead_letters: Vec<String> = topics.iter().map(|t| crate::consumer::dead_letter_topic(t)).collect();
     let new_topics: Vec<NewTopic> = topics
         .iter()
@@ -143,8 +141,5 @@ pub fn topic_partitions(brokers: &str, topic: &str, timeout: Duration) -> anyhow
 /// Blocks: call it from a blocking thread.
 pub fn high_watermarks(brokers: &str, topic: &str, timeout: Duration) -> anyhow::Result<HashMap<i32, i64>> {
     let client = metadata_client(brokers)?;
-    partitions(&client, topic, timeout)?
-        .into_iter()
-        .map(|p| Ok((p, client.fetch_watermarks(topic, p, timeout)?.1)))
-        .collect()
+    partitions(&client, topic, timeout)?.into_iter().map(|p| Ok((p, client.fetch_watermarks(topic, p, timeout)?.1))).collect()
 }

@@ -9,11 +9,7 @@ pub type RedisPool = bb8::Pool<RedisConnectionManager>;
 /// Builds a pool of up to `size` connections.
 pub async fn pool(url: &str, size: u32) -> anyhow::Result<RedisPool> {
     let manager = RedisConnectionManager::new(url)?;
-    let pool = bb8::Pool::builder()
-        .max_size(size)
-        .connection_timeout(std::time::Duration::from_secs(2))
-        .build(manager)
-        .await?;
+    let pool = bb8::Pool::builder().max_size(size).connection_timeout(std::time::Duration::from_secs(2)).build(manager).await?;
     Ok(pool)
 }
 

@@ -74,10 +74,8 @@ mod tests {
             }
             if !sent {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                let status = std::process::Command::new("kill")
-                    .args(["-TERM", &std::process::id().to_string()])
-                    .status()
-                    .expect("kill runs");
+                let status =
+                    std::process::Command::new("kill").args(["-TERM", &std::process::id().to_string()]).status().expect("kill runs");
                 assert!(status.success());
                 sent = true;
             }

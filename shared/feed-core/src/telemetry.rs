@@ -25,9 +25,5 @@ fn install<W: for<'w> MakeWriter<'w> + Send + Sync + 'static>(default_filter: &s
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let builder = fmt().with_env_filter(filter).with_target(true).with_writer(writer);
-    let _ = if json {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder.try_init()
-    };
+    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
 }

@@ -29,14 +29,9 @@ pub struct NewActivity {
 
 impl NewActivity {
     fn parse(body: &JsonObject) -> Result<Self, ApiError> {
-        let verb = body
-            .str("verb")
-            .and_then(ReactionVerb::parse)
-            .ok_or_else(|| ApiError::bad_request("Verb is missing or wrong verb format"))?;
-        let object = body
-            .str("object")
-            .and_then(parse_object)
-            .ok_or_else(|| ApiError::bad_request("Wrong object format"))?;
+        let verb =
+            body.str("verb").and_then(ReactionVerb::parse).ok_or_else(|| ApiError::bad_request("Verb is missing or wrong verb format"))?;
+        let object = body.str("object").and_then(parse_object).ok_or_else(|| ApiError::bad_request("Wrong object format"))?;
         Ok(Self { verb, object })
     }
 }
@@ -62,13 +57,12 @@ async fn create(State(state): State<AppState>, user: AuthUser, body: JsonObject)
         return super::feedme::record_activity(state, user, body).await.map_err(ApiError::feed_me);
     }
     let NewActivity { verb, object } = NewActivity::parse(&body)?;
-    let owner: Option<(i64, String)> = sqlx::query_as(
-        "SELECT u.id, u.name FROM objects o JOIN users u ON u.id = o.owner_id WHERE o.kind = $1 AND o.id = $2",
-    )
-    .bind(object.kind.as_str())
-    .bind(object.id)
-    .fetch_optional(&state.db)
-    .await?;
+    let owner: Option<(i64, String)> =
+        sqlx::query_as("SELECT u.id, u.name FROM objects o JOIN users u ON u.id = o.owner_id WHERE o.kind = $1 AND o.id = $2")
+            .bind(object.kind.as_str())
+            .bind(object.id)
+            .fetch_optional(&state.db)
+            .await?;
     let (owner_id, owner_name) = owner.ok_or_else(|| ApiError::bad_request("Object is not found"))?;
     let kind = match verb {
         ReactionVerb::Like => EventType::Like,

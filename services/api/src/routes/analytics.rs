@@ -25,10 +25,8 @@ fn params(query: Params) -> Result<HashMap<String, String>, ApiError> {
 
 /// `timestamp`: milliseconds since the epoch, from 1970 to the year 9999.
 fn timestamp(params: &HashMap<String, String>) -> Result<DateTime<Utc>, ApiError> {
-    let raw = params
-        .get("timestamp")
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::invalid_field("timestamp", "timestamp is required"))?;
+    let raw =
+        params.get("timestamp").filter(|v| !v.is_empty()).ok_or_else(|| ApiError::invalid_field("timestamp", "timestamp is required"))?;
     raw.parse::<i64>()
         .ok()
         .filter(|ms| (0..=253_402_300_799_999).contains(ms))
@@ -58,17 +56,13 @@ async fn record(State(state): State<AppState>, query: Params) -> Result<Response
         let message = format!("timestamp must lie within the last {age} hours and the next {ahead} minutes");
         return Err(ApiError::invalid_field("timestamp", message));
     }
-    let user = params
-        .get("user")
-        .filter(|u| !u.trim().is_empty())
-        .ok_or_else(|| ApiError::invalid_field("user", "user is required"))?;
+    let user = params.get("user").filter(|u| !u.trim().is_empty()).ok_or_else(|| ApiError::invalid_field("user", "user is required"))?;
     if user.len() > 256 || user.contains('\0') {
         return Err(ApiError::invalid_field("user", "user must be at most 256 bytes, without NUL"));
     }
     let event = match params.get("event").filter(|e| !e.is_empty()) {
         None => return Err(ApiError::invalid_field("event", "event is required")),
-        Some(raw) => HitKind::parse(raw)
-            .ok_or_else(|| ApiError::invalid_field("event", "event must be click or impression"))?,
+        Some(raw) => HitKind::parse(raw).ok_or_else(|| ApiError::invalid_field("event", "event must be click or impression"))?,
     };
     let hit = AnalyticsHit::new(timestamp, user.clone(), event);
     let payload = serde_json::to_vec(&hit).map_err(|_| ApiError::bad_request("Bad Request"))?;
@@ -89,14 +83,13 @@ async fn record(State(state): State<AppState>, query: Params) -> Result<Response
     ))]
 async fn counts(State(state): State<AppState>, query: Params) -> Result<Response, ApiError> {
     let params = params(query)?;
-    let hour = timestamp(&params)?.duration_trunc(TimeDelta::hours(1)).map_err(|_| {
-        ApiError::invalid_field("timestamp", "timestamp must be milliseconds since the epoch")
-    })?;
-    let row: Option<(i64, i64, i64)> =
-        sqlx::query_as("SELECT unique_users, clicks, impressions FROM analytics_hourly WHERE hour = $1")
-            .bind(hour)
-            .fetch_optional(&state.db)
-            .await?;
+    let hour = timestamp(&params)?
+        .duration_trunc(TimeDelta::hours(1))
+        .map_err(|_| ApiError::invalid_field("timestamp", "timestamp must be milliseconds since the epoch"))?;
+    let row: Option<(i64, i64, i64)> = sqlx::query_as("SELECT unique_users, clicks, impressions FROM analytics_hourly WHERE hour = $1")
+        .bind(hour)
+        .fetch_optional(&state.db)
+        .await?;
     let (users, clicks, impressions) = row.unwrap_or_default();
     let body = format!("unique_users,{users}\nclicks,{clicks}\nimpressions,{impressions}\n");
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())

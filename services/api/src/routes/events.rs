@@ -47,8 +47,7 @@ impl NewEvent {
         let component = required_text(body, "component", MAX_SHORT_TEXT)?;
         let data = body.0.get("data").cloned().ok_or_else(|| ApiError::invalid_field("data", "data is required"))?;
         let email = required_text(body, "email", MAX_SHORT_TEXT)?;
-        let email =
-            parse_email(&email).ok_or_else(|| ApiError::invalid_field("email", "email is not a valid email address"))?;
+        let email = parse_email(&email).ok_or_else(|| ApiError::invalid_field("email", "email is not a valid email address"))?;
         let environment = required_text(body, "environment", MAX_SHORT_TEXT)?;
         let message = required_text(body, "message", MAX_LONG_TEXT)?;
         Ok(Self { component, data, email, environment, message })
@@ -153,7 +152,10 @@ struct Filters {
     /// Substring of the message.
     message: Option<String>,
     /// Events at or after: `MM-DD-YYYY`, or an ISO 8601 date or date-time (years 1 to 9999).
-    #[param(example = "04-16-2021", pattern = r"^$|^((0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])-\d{4}|\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)$")]
+    #[param(
+        example = "04-16-2021",
+        pattern = r"^$|^((0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])-\d{4}|\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)$"
+    )]
     from_date: Option<String>,
     /// Opaque; from the previous page's `next_url`.
     cursor: Option<String>,
@@ -174,10 +176,7 @@ fn parse_from_date(raw: &str) -> Option<DateTime<Utc>> {
     } else if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         Some(t.with_timezone(&Utc))
     } else {
-        ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
-            .iter()
-            .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
-            .map(|t| t.and_utc())
+        ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"].iter().find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok()).map(|t| t.and_utc())
     };
     parsed.and_then(client_time)
 }
@@ -221,9 +220,9 @@ async fn list(
     let nonempty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
     let from_date = match nonempty(&filters.from_date) {
         None => None,
-        Some(raw) => Some(parse_from_date(&raw).ok_or_else(|| {
-            ApiError::invalid_field("from_date", "from_date must be MM-DD-YYYY or ISO 8601")
-        })?),
+        Some(raw) => {
+            Some(parse_from_date(&raw).ok_or_else(|| ApiError::invalid_field("from_date", "from_date must be MM-DD-YYYY or ISO 8601"))?)
+        }
     };
     let cursor = match nonempty(&filters.cursor) {
         None => None,
@@ -235,9 +234,11 @@ async fn list(
     };
     let limit = match filters.limit.as_deref() {
         None => DEFAULT_LIMIT,
-        Some(raw) => raw.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
-            ApiError::invalid_field("limit", format!("Limit must be between 1 and {MAX_LIMIT}"))
-        })?,
+        Some(raw) => raw
+            .parse()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| ApiError::invalid_field("limit", format!("Limit must be between 1 and {MAX_LIMIT}")))?,
     };
 
     let mut sql: QueryBuilder<Postgres> =

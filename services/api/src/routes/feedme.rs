@@ -260,7 +260,9 @@ async fn friends_feed(
         let start = (page - 1) * PAGE_SIZE;
         let wanted = PAGE_SIZE + 1;
         let mut conn = state.redis.get().await?;
-        let members: Vec<String> = redis::AsyncCommands::zrevrange(&mut *conn, state.keys.friends(caller.id), start as isize, (start + wanted) as isize - 1).await?;
+        let members: Vec<String> =
+            redis::AsyncCommands::zrevrange(&mut *conn, state.keys.friends(caller.id), start as isize, (start + wanted) as isize - 1)
+                .await?;
         drop(conn);
         let mut entries: Vec<FeedMeEntry> = members
             .iter()

@@ -171,20 +171,16 @@ async fn friends_feed(
     let mut raw: Vec<(String, i64)> = Vec::with_capacity(wanted);
     match page.after {
         None => {
-            (generation, raw) = redis::pipe()
-                .get(&generation_key)
-                .zrevrange_withscores(&key, 0, wanted as isize - 1)
-                .query_async(&mut *conn)
-                .await?;
+            (generation, raw) =
+                redis::pipe().get(&generation_key).zrevrange_withscores(&key, 0, wanted as isize - 1).query_async(&mut *conn).await?;
         }
         Some(cursor) => {
             generation = conn.get(&generation_key).await?;
             let cursor_id = cursor.event_id.to_string();
             let mut offset = 0;
             loop {
-                let chunk: Vec<(String, i64)> = conn
-                    .zrevrangebyscore_limit_withscores(&key, cursor.micros, "-inf", offset, wanted as isize)
-                    .await?;
+                let chunk: Vec<(String, i64)> =
+                    conn.zrevrangebyscore_limit_withscores(&key, cursor.micros, "-inf", offset, wanted as isize).await?;
                 let fetched = chunk.len();
                 raw.extend(chunk.into_iter().filter(|(member, score)| {
                     *score < cursor.micros || parse_member(member).is_some_and(|m| m.event_id < cursor_id.as_str())
@@ -213,9 +209,7 @@ async fn friends_feed(
         let mut db = state.db.acquire().await?;
         let rows = activities::friends(&mut db, user.id, Range::after(from, (wanted - raw.len()) as i64)).await?;
         metrics::counter!("feed_friends_pages_from_db_total").increment(1);
-        rows.iter()
-            .filter_map(|row| Some((Cursor::at(row.position()), serde_json::value::to_raw_value(&row.entry()).ok()?)))
-            .collect()
+        rows.iter().filter_map(|row| Some((Cursor::at(row.position()), serde_json::value::to_raw_value(&row.entry()).ok()?))).collect()
     } else {
         Vec::new()
     };

@@ -3,8 +3,8 @@
 use crate::auth::AuthUser;
 use crate::domain::Username;
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::activities::ActivityRecorded;
 use crate::json::JsonObject;
+use crate::routes::activities::ActivityRecorded;
 use crate::users::find_by_name;
 use crate::AppState;
 use axum::extract::State;

@@ -53,20 +53,15 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     };
     let producer = state.publisher.producer().clone();
     let kafka = async move {
-        tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, PROBE_TIMEOUT).is_ok())
-            .await
-            .unwrap_or(false)
+        tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, PROBE_TIMEOUT).is_ok()).await.unwrap_or(false)
     };
     let (postgres, redis, kafka) = tokio::join!(
         async { tokio::time::timeout(PROBE_TIMEOUT, postgres).await.unwrap_or(false) },
         async { tokio::time::timeout(PROBE_TIMEOUT, redis).await.unwrap_or(false) },
         kafka,
     );
-    let failing: Vec<&str> = [("postgres", postgres), ("redis", redis), ("kafka", kafka)]
-        .into_iter()
-        .filter(|(_, ok)| !ok)
-        .map(|(name, _)| name)
-        .collect();
+    let failing: Vec<&str> =
+        [("postgres", postgres), ("redis", redis), ("kafka", kafka)].into_iter().filter(|(_, ok)| !ok).map(|(name, _)| name).collect();
     if failing.is_empty() {
         (StatusCode::OK, Json(Health { status: "healthy", failing }))
     } else {

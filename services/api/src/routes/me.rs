@@ -45,11 +45,10 @@ fn http_date(t: DateTime<Utc>) -> String {
         (status = 503, body = ErrorBody, description = "The database is unavailable"),
     ))]
 async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Me>, ApiError> {
-    let follow_ids: Vec<i64> =
-        sqlx::query_scalar("SELECT followee_id FROM follows WHERE follower_id = $1 ORDER BY since, followee_id")
-            .bind(user.id)
-            .fetch_all(&state.db)
-            .await?;
+    let follow_ids: Vec<i64> = sqlx::query_scalar("SELECT followee_id FROM follows WHERE follower_id = $1 ORDER BY since, followee_id")
+        .bind(user.id)
+        .fetch_all(&state.db)
+        .await?;
     Ok(Json(Me {
         id: user.id,
         name: user.name,

@@ -47,15 +47,18 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The whole HTTP API.
-pub fn router(state: AppState, max_body_bytes: usize, body_read_timeout: std::time::Duration, write_deadline: std::time::Duration) -> Router {
+pub fn router(
+    state: AppState,
+    max_body_bytes: usize,
+    body_read_timeout: std::time::Duration,
+    write_deadline: std::time::Duration,
+) -> Router {
     let (router, openapi) = api();
     let document = OpenApiJson(Bytes::from(crate::openapi::render(&openapi)));
     router
         .layer(Extension(document))
         .fallback(|| async { ApiError::not_found("Not found") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
-        })
+        .method_not_allowed_fallback(|| async { ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "Method not allowed") })
         .layer(middleware::from_fn(well_formed_query))
         .layer(middleware::from_fn_with_state(state.clone(), crate::shedding::rate_limit))
         .layer(middleware::from_fn(track))

@@ -30,14 +30,8 @@ pub struct NewPost {
 
 impl NewPost {
     fn parse(body: &JsonObject) -> Result<Self, ApiError> {
-        let kind = body
-            .str("type")
-            .and_then(ObjectKind::parse)
-            .ok_or_else(|| ApiError::bad_request("Type is missing or not valid"))?;
-        let content = body
-            .str("content")
-            .filter(|c| !c.trim().is_empty())
-            .ok_or_else(|| ApiError::bad_request("Content is missing"))?;
+        let kind = body.str("type").and_then(ObjectKind::parse).ok_or_else(|| ApiError::bad_request("Type is missing or not valid"))?;
+        let content = body.str("content").filter(|c| !c.trim().is_empty()).ok_or_else(|| ApiError::bad_request("Content is missing"))?;
         if !crate::domain::fits(content, crate::domain::MAX_LONG_TEXT) {
             return Err(ApiError::bad_request(format!("Content must be at most {} characters", crate::domain::MAX_LONG_TEXT)));
         }
