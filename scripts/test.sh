@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against real services: makes sure PostgreSQL and Redis run
-# and tansu is installed, starts a throw-away tansu broker for the run, then runs
-# `cargo test` over the workspace and the smoke test of `scripts/dev-up.sh`
-# (`scripts/smoke.py`). Arguments, if any, replace `--workspace` (e.g.
+# and tansu is installed, starts a throw-away tansu broker for the run, checks
+# formatting, clippy (-D warnings) and the docs, then runs `cargo test` over the
+# workspace and the smoke test of `scripts/dev-up.sh` (`scripts/smoke.py`). Arguments, if any, replace `--workspace` (e.g.
 # `-p e2e --test pipeline`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,10 @@ export REDIS_URL=redis://127.0.0.1:6379
 export KAFKA_BROKERS=127.0.0.1:$port
 export RUST_LOG=${RUST_LOG:-warn}
 if [ $# -eq 0 ]; then
+    # Habits: formatting, lints (workspace lints in Cargo.toml) and doc links.
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --quiet
     bash scripts/check-deploy.sh
     set -- --workspace
 fi

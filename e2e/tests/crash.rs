@@ -4,6 +4,8 @@
 //! load stops, every acknowledged post is stored exactly once in PostgreSQL and is in
 //! every follower's friends feed exactly once, with nobody's help.
 
+#![allow(clippy::unwrap_used)] // a test may panic on what it did not expect
+
 use e2e::daemons::{self, Crash};
 use e2e::{ServiceProcess, Stack, StackOptions};
 use feed_core::feed::parse_member;

@@ -2,6 +2,8 @@
 //! fan-out each log one `feed_events` line for it, naming the same topic position.
 //! (Its own test binary: it installs the process's log subscriber.)
 
+#![allow(clippy::unwrap_used)] // a test may panic on what it did not expect
+
 use e2e::Stack;
 use serde_json::{json, Value};
 use std::io::Write;

@@ -1,6 +1,8 @@
 //! Generic events (../shared/reference/activity-service.md) through the events topic,
 //! plus `/health`.
 
+#![allow(clippy::unwrap_used)] // a test may panic on what it did not expect
+
 use e2e::{Stack, StackOptions};
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -3,6 +3,8 @@
 //! the post exactly once; an unfollow removes exactly X's entries; an older follow
 //! applied after a newer unfollow changes nothing; a redelivered batch is refused.
 
+#![allow(clippy::unwrap_used)] // a test may panic on what it did not expect
+
 use fanout::rebuild::Rebuilder;
 use fanout::FeedSink;
 use feed_core::config::CommonConfig;

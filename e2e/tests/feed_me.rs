@@ -1,6 +1,8 @@
 //! feed-me (../shared/reference/feed-me.md) behind app keys, served by the real
 //! pipeline: its documented examples, and the rules its own code follows.
 
+#![allow(clippy::unwrap_used)] // a test may panic on what it did not expect
+
 use e2e::Stack;
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -2,6 +2,8 @@
 //! order the writer applies them in (a replay from an older offset, a rewind): the
 //! `follows` projection in PostgreSQL is guarded by `follow_versions`.
 
+#![allow(clippy::unwrap_used)] // a test may panic on what it did not expect
+
 use e2e::Stack;
 use feed_core::event::{Event, EventType, UserRef};
 use rdkafka::producer::{FutureProducer, FutureRecord};

@@ -4,6 +4,8 @@
 //! served at once; rate limits and write shedding answer 429 and 503; and a write that
 //! cannot start within its deadline, or whose client has gone, is not published.
 
+#![allow(clippy::unwrap_used)] // a test may panic on what it did not expect
+
 use api::server::Limits;
 use e2e::{Stack, StackOptions};
 use std::time::Duration;

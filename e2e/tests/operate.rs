@@ -1,5 +1,7 @@
 //! The operator's tools (feedctl's functions) against the real stack.
 
+#![allow(clippy::unwrap_used)] // a test may panic on what it did not expect
+
 use admin::{ReplayStart, Role, Stores};
 use e2e::Stack;
 use fanout::rebuild::{Rebuilder, Scope};

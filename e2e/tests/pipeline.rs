@@ -4,6 +4,8 @@
 //! past what Redis keeps, a delete takes an object out of every feed. (Crashes:
 //! `crash.rs`.)
 
+#![allow(clippy::unwrap_used)] // a test may panic on what it did not expect
+
 use e2e::{Stack, StackOptions};
 use futures::stream::{self, StreamExt};
 use reqwest::StatusCode;

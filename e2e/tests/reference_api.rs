@@ -1,6 +1,8 @@
 //! The reference feed API (../shared/reference/activity-feed-system.md), case by case,
 //! served by the real pipeline.
 
+#![allow(clippy::unwrap_used)] // a test may panic on what it did not expect
+
 use e2e::Stack;
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -456,7 +456,7 @@ async fn fanout_cost(
 /// size, rows/s. Offsets go under a scratch consumer name, removed afterwards.
 async fn writer_by_batch(seeder: &Seeder, redis: &redis::aio::ConnectionManager, rows: usize) -> anyhow::Result<Vec<(usize, f64)>> {
     const SCRATCH: &str = "bench-writer-by-batch";
-    let table = writer::feed::FeedTable::default();
+    let table = writer::feed::FeedTable;
     let mut writer = writer::sink::PgSink::new(seeder.db.clone(), SCRATCH, SCRATCH, table, redis.clone(), format!("{SCRATCH}:progress"));
     let user = UserRef { id: -2, name: "bench_batch".into() };
     let mut out = Vec::new();

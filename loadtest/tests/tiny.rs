@@ -1,6 +1,8 @@
 //! The generator and the benchmark, run once at a tiny size against a real stack, only
 //! to prove they work end to end (timings here mean nothing).
 
+#![allow(clippy::unwrap_used)] // a test may panic on what it did not expect
+
 use e2e::{Stack, StackOptions};
 use loadtest::bench::{run, BenchConfig};
 use loadtest::gen::{generate, GenConfig};

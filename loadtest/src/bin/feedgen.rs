@@ -13,7 +13,7 @@ use loadtest::seed::Seeder;
 #[derive(Parser, Debug)]
 #[command(about = "Generate users, a power-law follower graph and historical activities")]
 struct Args {
-    /// Number of users (named <prefix>0 .. <prefix>N-1, key "key-<name>").
+    /// Number of users (named `<prefix>0` .. `<prefix>N-1`, key `key-<name>`).
     #[arg(long, default_value_t = 10_000)]
     users: usize,
     /// Number of activities (posts, photos, likes, shares).

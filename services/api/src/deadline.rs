@@ -2,7 +2,7 @@
 //!
 //! Every request runs inside a [`Scope`] (set by the [`scope`] middleware) that knows
 //! when the request arrived and holds a handle on the client's socket. Before a write is
-//! published, [`check_before_publish`] refuses it
+//! published, [`Scope::check_before_publish`] refuses it
 //! - when its client has hung up: nobody would learn that it was recorded, and a client
 //!   that gave up usually retries, so publishing it would record it twice;
 //! - when publishing could no longer finish within the deadline: 503 + `Retry-After`,

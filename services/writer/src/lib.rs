@@ -96,8 +96,8 @@ impl Application {
         let common = &self.config.common;
         let (events_group, analytics_group) = (common.events_writer_group(), common.analytics_writer_group());
         tokio::try_join!(
-            self.consume::<Event, _>(&common.writer_group, &common.feed_topic, feed::FeedTable::default(), &shutdown),
-            self.consume::<LoggedEvent, _>(&events_group, &common.events_topic, events::EventsTable::default(), &shutdown),
+            self.consume::<Event, _>(&common.writer_group, &common.feed_topic, feed::FeedTable, &shutdown),
+            self.consume::<LoggedEvent, _>(&events_group, &common.events_topic, events::EventsTable, &shutdown),
             self.consume::<AnalyticsHit, _>(
                 &analytics_group,
                 &common.analytics_topic,

@@ -100,7 +100,7 @@ pub async fn ensure_topics(brokers: &str, topics: &[&str], partitions: i32, repl
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", brokers).set("socket.connection.setup.timeout.ms", "3000").create()?;
     let dead_letters: Vec<String> = topics.iter().map(|t| crate::consumer::dead_letter_topic(t)).collect();
-    let new_topics: Vec<NewTopic> = topics
+    let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
         .chain(dead_letters.iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(replication))))

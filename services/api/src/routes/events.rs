@@ -241,7 +241,7 @@ async fn list(
             .ok_or_else(|| ApiError::invalid_field("limit", format!("Limit must be between 1 and {MAX_LIMIT}")))?,
     };
 
-    let mut sql: QueryBuilder<Postgres> =
+    let mut sql: QueryBuilder<'_, Postgres> =
         QueryBuilder::new("SELECT time, id, component, data, email, environment, message FROM generic_events WHERE true");
     for (column, value) in [("email", &filters.email), ("environment", &filters.environment), ("component", &filters.component)] {
         if let Some(value) = nonempty(value) {

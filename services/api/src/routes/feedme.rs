@@ -39,7 +39,7 @@ pub const PAGE_SIZE: usize = 20;
 const MAX_VERB: usize = 32;
 
 /// A free-verb activity, as feed-me's `POST /activity` takes it. Documents the body,
-/// which [`record_activity`] parses by hand.
+/// which `record_activity` parses by hand.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct FreeActivity {
@@ -302,7 +302,7 @@ pub struct FollowPair {
 }
 
 /// `{"follow": name}` or `{"unfollow": name}`. Documents the body, which
-/// [`change_follows`] parses by hand.
+/// `change_follows` parses by hand.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct FollowChange {

@@ -149,7 +149,7 @@ async fn my_feed(
 /// back to the followees' first activity.
 #[utoipa::path(get, path = "/feed/friends", tag = "feed", security(("app_key" = [])), params(PageQuery),
     responses(
-        (status = 200, body = FriendsFeed, description = "A page of the feed",
+        (status = 200, body = FriendsFeed<'static>, description = "A page of the feed",
             headers(("X-Feed-Rebuilding" = String, description = "`true` while the feeds are being rebuilt (Redis lost them): the page may be incomplete"))),
         (status = 400, body = ErrorBody, description = "`Bad Request`, `Cursor is not valid`, `Limit must be between 1 and 200`"),
         (status = 503, body = ErrorBody, description = "Redis is unavailable"),
