@@ -206,7 +206,7 @@ async fn path_user(state: &AppState, username: &str) -> Result<UserRef, ApiError
 }
 
 /// The user's activities (not follows), newest first.
-#[utoipa::path(get, path = "/feed/{username}", tag = "feed-me", security(("app_key" = [])),
+#[utoipa::path(get, path = "/feed/{username}", operation_id = "feed_me_user_feed", tag = "feed-me", security(("app_key" = [])),
     params(("username" = String, Path, description = "Whose feed"), PageNumber),
     responses(
         (status = 200, body = FeedMePage, description = "`{\"my_feed\": [...]}` with `next_url` / `previous_url` where those pages exist; a page past the end is empty"),
@@ -236,7 +236,7 @@ async fn user_feed(
 
 /// The activities of whom the user follows, newest first: only for the user themself.
 /// Pages within what Redis keeps are one Redis read; later ones come from PostgreSQL.
-#[utoipa::path(get, path = "/feed/{username}/friends", tag = "feed-me", security(("app_key" = [])),
+#[utoipa::path(get, path = "/feed/{username}/friends", operation_id = "feed_me_friends_feed", tag = "feed-me", security(("app_key" = [])),
     params(("username" = String, Path, description = "The caller's own name"), PageNumber),
     responses(
         (status = 200, body = FeedMePage, description = "`{\"friends_feed\": [...]}` with `next_url` / `previous_url` where those pages exist; empty for a user following nobody"),
@@ -316,7 +316,7 @@ pub struct FollowChange {
 
 /// Follows or unfollows someone: only for the user themself. Adds nothing to any
 /// feed-me feed.
-#[utoipa::path(post, path = "/feed/{username}", tag = "feed-me", security(("app_key" = [])),
+#[utoipa::path(post, path = "/feed/{username}", operation_id = "feed_me_change_follows", tag = "feed-me", security(("app_key" = [])),
     params(("username" = String, Path, description = "The caller's own name")),
     request_body = FollowChange,
     responses(
