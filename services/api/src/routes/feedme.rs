@@ -32,6 +32,15 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(user_feed, change_follows)).routes(routes!(friends_feed))
 }
 
+/// Whether `path` is one of feed-me's routes (`/feed/<username>[/friends]`), whose
+/// errors answer in feed-me's shape even when a layer before the handler refuses them.
+pub(super) fn serves(path: &str) -> bool {
+    match path.strip_prefix("/feed/").map(|rest| rest.strip_suffix("/friends").unwrap_or(rest)) {
+        Some(user) => !user.is_empty() && !user.contains('/') && !matches!(path, "/feed/my" | "/feed/friends"),
+        None => false,
+    }
+}
+
 /// Entries per page.
 pub const PAGE_SIZE: usize = 20;
 
@@ -367,4 +376,17 @@ async fn change_follows(
     }
     .await
     .map_err(ApiError::feed_me)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn feed_me_paths_are_told_from_the_reference_feeds() {
+        for path in ["/feed/ivan", "/feed/ivan/friends", "/feed/friends/friends"] {
+            assert!(super::serves(path), "{path}");
+        }
+        for path in ["/feed/my", "/feed/friends", "/feed/", "/feed/a/b", "/feed/a/friends/friends", "/post"] {
+            assert!(!super::serves(path), "{path}");
+        }
+    }
 }

@@ -106,6 +106,7 @@ async fn track(request: Request, next: Next) -> Response {
 /// parameter twice (which one would win?).
 async fn well_formed_query(request: Request, next: Next) -> Response {
     match request.uri().query().map(query_problem) {
+        Some(Some(message)) if feedme::serves(request.uri().path()) => ApiError::bad_request(message).feed_me().into_response(),
         Some(Some(message)) => ApiError::bad_request(message).into_response(),
         _ => next.run(request).await,
     }
