@@ -27,3 +27,18 @@ pub fn scratch(common: &feed_core::config::CommonConfig, label: &str) -> feed_co
     common.run_migrations = false;
     common
 }
+
+/// The command line that ran this tool, for a report to quote.
+pub fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+/// How every benchmark reports: `<out>/<name>.md` (`markdown`) and `<out>/<name>.json`
+/// (`results`), and the Markdown on stdout.
+pub fn write_report(out: &str, name: &str, markdown: &str, results: &impl serde::Serialize) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    std::fs::write(format!("{out}/{name}.md"), markdown)?;
+    std::fs::write(format!("{out}/{name}.json"), serde_json::to_string_pretty(results)?)?;
+    println!("{markdown}");
+    Ok(())
+}

@@ -47,12 +47,9 @@ async fn main() -> anyhow::Result<()> {
         rows: args.rows,
     };
     let report = run(&config).await?;
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let command = loadtest::command_line();
     let machine = machine();
-    std::fs::create_dir_all(&args.out)?;
-    std::fs::write(format!("{}/report.md", args.out), report.markdown(&command, &machine))?;
-    std::fs::write(format!("{}/report.json", args.out), serde_json::to_string_pretty(&report)?)?;
-    println!("{}", report.markdown(&command, &machine));
+    loadtest::write_report(&args.out, "report", &report.markdown(&command, &machine), &report)?;
     Ok(())
 }
 

@@ -43,11 +43,6 @@ async fn main() -> anyhow::Result<()> {
         pages: args.pages,
     };
     let report = run(&config).await?;
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let text = markdown(&report, &command);
-    std::fs::create_dir_all(&args.out)?;
-    std::fs::write(format!("{}/deep.md", args.out), &text)?;
-    std::fs::write(format!("{}/deep.json", args.out), serde_json::to_string_pretty(&report)?)?;
-    println!("{text}");
+    loadtest::write_report(&args.out, "deep", &markdown(&report, &loadtest::command_line()), &report)?;
     Ok(())
 }

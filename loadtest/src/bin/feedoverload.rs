@@ -63,11 +63,6 @@ async fn main() -> anyhow::Result<()> {
         config.variants = args.only.iter().filter_map(|label| config.variants.iter().find(|(l, _)| l == label).cloned()).collect();
     }
     let results = run(&config).await?;
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let report = markdown(&results, &config, &command);
-    std::fs::create_dir_all(&args.out)?;
-    std::fs::write(format!("{}/overload.md", args.out), &report)?;
-    std::fs::write(format!("{}/overload.json", args.out), serde_json::to_string_pretty(&results)?)?;
-    println!("{report}");
+    loadtest::write_report(&args.out, "overload", &markdown(&results, &config, &loadtest::command_line()), &results)?;
     Ok(())
 }

@@ -43,11 +43,6 @@ async fn main() -> anyhow::Result<()> {
         before_kill: Duration::from_millis(args.before_kill_ms),
     };
     let results = run(&config).await?;
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let report = markdown(&results, &config, &command);
-    std::fs::create_dir_all(&args.out)?;
-    std::fs::write(format!("{}/recovery.md", args.out), &report)?;
-    std::fs::write(format!("{}/recovery.json", args.out), serde_json::to_string_pretty(&results)?)?;
-    println!("{report}");
+    loadtest::write_report(&args.out, "recovery", &markdown(&results, &config, &loadtest::command_line()), &results)?;
     Ok(())
 }
