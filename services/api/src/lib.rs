@@ -1,10 +1,12 @@
 //! API: HTTP → topic.
 //!
-//! Validates requests, turns every change into an event on the feed topic, and serves
-//! reads: `/feed/friends` from the Redis feeds the fan-out maintains, everything else
-//! from the PostgreSQL projections the writer maintains. Writes answer 200 only once the
-//! broker acknowledged the event, and after waiting (bounded) for both consumer groups
-//! to apply it, so the caller's next read sees its write (see [`pipeline`]).
+//! Validates requests, turns every change into an event on its topic (feed, generic
+//! events, analytics), and serves reads: `/feed/friends` from the Redis feeds the
+//! fan-out maintains (and PostgreSQL past them), everything else from the PostgreSQL
+//! projections the writer maintains. A write succeeds (200, 201 or 204) only once the
+//! broker acknowledged its event, after waiting (bounded) for the consumers its stream's
+//! reads depend on to apply it, so the caller's next read sees its write (see
+//! [`pipeline`]).
 
 pub mod auth;
 pub mod deadline;
@@ -144,7 +146,7 @@ pub const EVENT_ID_HEADER: &str = "x-event-id";
 /// [`EVENT_ID_HEADER`] to a response.
 #[derive(Clone, Debug)]
 pub struct Recorded {
-    /// Whether both consumer groups applied it before the answer.
+    /// Whether the consumers the stream's reads depend on applied it before the answer.
     pub applied: bool,
     /// The recorded event's id.
     pub event_id: Option<String>,

@@ -1,5 +1,6 @@
 //! The API's side of the pipeline: publishing an event and, for read-your-writes,
-//! waiting until both consumer groups have applied it.
+//! waiting until the consumers its stream's reads depend on have applied it (writer and
+//! fan-out for the feed topic, the writer for the others).
 
 use crate::error::ApiError;
 use feed_core::progress::{self, Marks};

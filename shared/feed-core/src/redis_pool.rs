@@ -1,5 +1,6 @@
 //! Redis connections: a bb8 pool for request handlers, a self-reconnecting multiplexed
-//! connection for the consumers.
+//! connection for everything else (the consumers' sinks, the API's progress poller,
+//! feedctl).
 
 use bb8_redis::RedisConnectionManager;
 
