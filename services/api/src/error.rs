@@ -110,6 +110,14 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// 500: a bug (a statement the database refused, a script error). The cause goes to
+    /// the log, the client gets a generic message.
+    pub(crate) fn internal(error: &dyn std::fmt::Display, store: &'static str) -> Self {
+        tracing::error!(%error, store, "internal error");
+        metrics::counter!("feed_internal_errors_total", "store" => store).increment(1);
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error")
+    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -138,7 +146,11 @@ impl IntoResponse for ApiError {
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// 503 only when PostgreSQL cannot work right now; anything else is a bug (500).
     fn from(error: sqlx::Error) -> Self {
+        if !feed_core::db::is_unavailable(&error) {
+            return ApiError::internal(&error, "postgres");
+        }
         metrics::counter!("feed_store_errors_total", "store" => "postgres").increment(1);
         tracing::error!(%error, "database error");
         ApiError::unavailable("Database unavailable")
@@ -146,7 +158,11 @@ impl From<sqlx::Error> for ApiError {
 }
 
 impl From<redis::RedisError> for ApiError {
+    /// 503 only when Redis cannot work right now; anything else is a bug (500).
     fn from(error: redis::RedisError) -> Self {
+        if !feed_core::redis_pool::is_unavailable(&error) {
+            return ApiError::internal(&error, "redis");
+        }
         metrics::counter!("feed_store_errors_total", "store" => "redis").increment(1);
         tracing::error!(%error, "redis error");
         ApiError::unavailable("Feed store unavailable")
@@ -155,8 +171,26 @@ impl From<redis::RedisError> for ApiError {
 
 impl From<bb8::RunError<redis::RedisError>> for ApiError {
     fn from(error: bb8::RunError<redis::RedisError>) -> Self {
+        if let bb8::RunError::User(error) = error {
+            return error.into();
+        }
         metrics::counter!("feed_store_errors_total", "store" => "redis").increment(1);
         tracing::error!(%error, "redis pool error");
         ApiError::unavailable("Feed store unavailable")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_dependency_that_cannot_work_is_503_and_a_bug_is_500() {
+        assert_eq!(ApiError::from(sqlx::Error::PoolTimedOut).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(ApiError::from(sqlx::Error::RowNotFound).status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let refused = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(ApiError::from(refused).status(), StatusCode::SERVICE_UNAVAILABLE);
+        let script = redis::RedisError::from((redis::ErrorKind::Client, "bad script"));
+        assert_eq!(ApiError::from(script).status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

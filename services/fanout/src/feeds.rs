@@ -228,29 +228,11 @@ impl Sink<Event> for FeedSink {
         }
     }
 
-    /// Redis unreachable, restarting, loading its data or failing over; a script error
-    /// (`WRONGTYPE` on a key, say) is about the records.
+    /// Redis unreachable, restarting, loading its data or failing over (see
+    /// `feed_core::redis_pool::is_unavailable`); a script error (`WRONGTYPE` on a key,
+    /// say) is about the records.
     fn is_unavailable(&self, error: &anyhow::Error) -> bool {
-        use redis::{ErrorKind, ServerErrorKind};
-        match error.downcast_ref::<redis::RedisError>() {
-            Some(e) => {
-                e.is_io_error()
-                    || e.is_connection_refusal()
-                    || e.is_connection_dropped()
-                    || e.is_timeout()
-                    || matches!(
-                        e.kind(),
-                        ErrorKind::Server(
-                            ServerErrorKind::BusyLoading
-                                | ServerErrorKind::TryAgain
-                                | ServerErrorKind::ClusterDown
-                                | ServerErrorKind::MasterDown
-                                | ServerErrorKind::ReadOnly
-                        )
-                    )
-            }
-            None => false,
-        }
+        error.downcast_ref::<redis::RedisError>().is_some_and(feed_core::redis_pool::is_unavailable)
     }
 
     async fn offsets_moved(&mut self) -> bool {

@@ -16,20 +16,10 @@ pub mod offsets;
 mod partitions;
 pub mod sink;
 
-/// Whether an error says PostgreSQL cannot be reached or cannot work right now
-/// (connection or pool failures; SQLSTATE classes 08 connection exception, 53
-/// insufficient resources, 57P operator intervention such as a shutdown, 58 system
-/// error), as opposed to an error about the records.
+/// Whether `error` says PostgreSQL cannot work right now (see
+/// [`feed_core::db::is_unavailable`]) rather than something about the records.
 pub(crate) fn is_unavailable(error: &anyhow::Error) -> bool {
-    match error.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Database(db)) => db.code().is_some_and(|c| ["08", "53", "57P", "58"].iter().any(|class| c.starts_with(class))),
-        Some(
-            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed,
-        ) => true,
-        // Any other error, the database's or not, is retried a few times, then blamed on
-        // the records (see `feed_core::consumer::MAX_ATTEMPTS`).
-        _ => false,
-    }
+    error.downcast_ref::<sqlx::Error>().is_some_and(feed_core::db::is_unavailable)
 }
 
 use feed_core::config::{env_millis, env_or, CommonConfig, ConsumerConfig};

@@ -20,3 +20,15 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     sqlx::migrate!("../../migrations").run(pool).await?;
     Ok(())
 }
+
+/// Whether an error says PostgreSQL cannot be reached or cannot work right now
+/// (connection or pool failures; SQLSTATE classes 08 connection exception, 53
+/// insufficient resources, 57P operator intervention such as a shutdown, 58 system
+/// error): worth waiting out, unlike an error about the statement or its data.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| ["08", "53", "57P", "58"].iter().any(|class| c.starts_with(class))),
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}

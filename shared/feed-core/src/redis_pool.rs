@@ -26,3 +26,24 @@ pub async fn manager(url: &str) -> anyhow::Result<redis::aio::ConnectionManager>
         .set_connection_timeout(Some(std::time::Duration::from_secs(5)));
     Ok(redis::aio::ConnectionManager::new_with_config(client, config).await?)
 }
+
+/// Whether an error says Redis cannot be reached or cannot work right now (connection
+/// refused, dropped or timed out; loading its data, failing over, read-only replica):
+/// worth waiting out, unlike an error about the command or its keys.
+pub fn is_unavailable(error: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    error.is_io_error()
+        || error.is_connection_refusal()
+        || error.is_connection_dropped()
+        || error.is_timeout()
+        || matches!(
+            error.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ReadOnly
+            )
+        )
+}

@@ -221,7 +221,7 @@ async fn friends_feed(
     let body = FriendsFeed { friends_feed: entries, next_url: page.next_url("/feed/friends", last) };
     metrics::counter!("feed_feed_reads_total", "feed" => "friends").increment(1);
     // The entries are already JSON: written out as they are, never re-parsed into values.
-    let json = serde_json::to_string(&body).map_err(|_| ApiError::unavailable("Feed store unavailable"))?;
+    let json = serde_json::to_string(&body).map_err(|e| ApiError::internal(&e, "api"))?;
     let mut response = ([(header::CONTENT_TYPE, "application/json")], json).into_response();
     if !feeds_complete(generation.as_deref()) {
         response.headers_mut().insert(crate::REBUILDING_HEADER, axum::http::HeaderValue::from_static("true"));
