@@ -494,11 +494,7 @@ impl Stack {
 
     /// Per partition of `topic`, the offset the next record will get.
     pub async fn topic_watermarks(&self, topic: &str) -> HashMap<i32, i64> {
-        let (brokers, topic) = (self.common.kafka_brokers.clone(), topic.to_string());
-        tokio::task::spawn_blocking(move || feed_core::kafka::high_watermarks(&brokers, &topic, Duration::from_secs(10)))
-            .await
-            .expect("watermark task")
-            .expect("watermarks")
+        feed_core::kafka::fetch_high_watermarks(&self.common.kafka_brokers, topic, Duration::from_secs(10)).await.expect("watermarks")
     }
 
     /// How many records the feed topic holds.

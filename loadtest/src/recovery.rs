@@ -71,7 +71,7 @@ pub async fn run(config: &RecoveryConfig) -> anyhow::Result<Vec<RoleRecovery>> {
             process.restart();
             let restarted = Instant::now();
             load.pause().await;
-            let high = admin::watermarks(&common.kafka_brokers, &common.feed_topic).await?;
+            let high = feed_core::kafka::fetch_high_watermarks(&common.kafka_brokers, &common.feed_topic, Duration::from_secs(10)).await?;
             loop {
                 let applied = stores.applied(role, &name, &common.feed_topic).await?;
                 if high.iter().all(|(p, h)| applied.get(p).copied().unwrap_or(0) >= *h) {

@@ -126,7 +126,7 @@ impl Seeder {
 pub async fn high_watermarks(brokers: &str, topic: &str) -> anyhow::Result<std::collections::HashMap<i32, i64>> {
     let mut attempt = 0;
     loop {
-        match fetch_watermarks(brokers, topic).await {
+        match feed_core::kafka::fetch_high_watermarks(brokers, topic, Duration::from_secs(10)).await {
             Ok(marks) => return Ok(marks),
             Err(error) if attempt < 5 => {
                 attempt += 1;
@@ -136,11 +136,6 @@ pub async fn high_watermarks(brokers: &str, topic: &str) -> anyhow::Result<std::
             Err(error) => return Err(error),
         }
     }
-}
-
-async fn fetch_watermarks(brokers: &str, topic: &str) -> anyhow::Result<std::collections::HashMap<i32, i64>> {
-    let (brokers, topic) = (brokers.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || feed_core::kafka::high_watermarks(&brokers, &topic, Duration::from_secs(10))).await?
 }
 
 /// A progress bar with a rate. When stderr is not a terminal (CI, `nohup`), where a bar

@@ -84,7 +84,7 @@ pub struct PartitionLag {
 /// Applied offset, high watermark and lag of consumer `name` on each partition of `topic`.
 pub async fn lag(stores: &Stores, role: Role, name: &str, topic: &str) -> anyhow::Result<Vec<PartitionLag>> {
     let applied = stores.applied(role, name, topic).await?;
-    let high = watermarks(&stores.brokers, topic).await?;
+    let high = feed_core::kafka::fetch_high_watermarks(&stores.brokers, topic, TIMEOUT).await?;
     let mut out: Vec<PartitionLag> = high
         .into_iter()
         .map(|(partition, high)| {
@@ -94,12 +94,6 @@ pub async fn lag(stores: &Stores, role: Role, name: &str, topic: &str) -> anyhow
         .collect();
     out.sort_by_key(|l| l.partition);
     Ok(out)
-}
-
-/// The high watermarks of `topic`'s partitions.
-pub async fn watermarks(brokers: &str, topic: &str) -> anyhow::Result<HashMap<i32, i64>> {
-    let (brokers, topic) = (brokers.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || feed_core::kafka::high_watermarks(&brokers, &topic, TIMEOUT)).await?
 }
 
 /// Where a replay starts.

@@ -138,8 +138,14 @@ pub fn topic_partitions(brokers: &str, topic: &str, timeout: Duration) -> anyhow
 }
 
 /// Per partition of `topic`, the offset the next record will get (the high watermark).
-/// Blocks: call it from a blocking thread.
+/// Blocks: call it from a blocking thread, or use [`fetch_high_watermarks`].
 pub fn high_watermarks(brokers: &str, topic: &str, timeout: Duration) -> anyhow::Result<HashMap<i32, i64>> {
     let client = metadata_client(brokers)?;
     partitions(&client, topic, timeout)?.into_iter().map(|p| Ok((p, client.fetch_watermarks(topic, p, timeout)?.1))).collect()
+}
+
+/// [`high_watermarks`] from async code (on a blocking thread).
+pub async fn fetch_high_watermarks(brokers: &str, topic: &str, timeout: Duration) -> anyhow::Result<HashMap<i32, i64>> {
+    let (brokers, topic) = (brokers.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || high_watermarks(&brokers, &topic, timeout)).await?
 }
