@@ -174,8 +174,9 @@ async fn every_error_case_answers_as_the_reference_and_publishes_nothing() {
     assert_eq!(stack.post("/unfollow", IVAN, json!({"unfollow": "nobody"})).await, error(bad, "User not found"));
     assert_eq!(stack.post("/unfollow", IVAN, json!({"unfollow": "ivan"})).await, error(bad, "You can't unfollow yourself"));
 
-    // Feed paging parameters.
-    assert_eq!(stack.get("/feed/my?cursor=zzz", Some(IVAN)).await, error(bad, "Cursor is not valid"));
+    // Feed paging parameters (beyond the reference): 400 naming the field, as on /events.
+    let invalid = |field: &str, message: &str| (bad, json!({"error": true, "message": message, "field": field}));
+    assert_eq!(stack.get("/feed/my?cursor=zzz", Some(IVAN)).await, invalid("cursor", "Cursor is not valid"));
     // Two keys: which would win? Refused.
     let response =
         stack.http.get(format!("{}/me", stack.api_url)).header("X-App-Key", IVAN).header("X-App-Key", "abc124").send().await.unwrap();
@@ -185,11 +186,11 @@ async fn every_error_case_answers_as_the_reference_and_publishes_nothing() {
     // Out of range for any store: a client error, never "Database unavailable".
     let far = format!("-300000000000000000_{}", uuid::Uuid::now_v7());
     for path in ["/feed/my", "/feed/friends"] {
-        assert_eq!(stack.get(&format!("{path}?cursor={far}"), Some(IVAN)).await, error(bad, "Cursor is not valid"), "{path}");
+        assert_eq!(stack.get(&format!("{path}?cursor={far}"), Some(IVAN)).await, invalid("cursor", "Cursor is not valid"), "{path}");
     }
     let long = json!({"type": "post", "content": "x".repeat(10_001)});
     assert_eq!(stack.post("/post", IVAN, long).await, error(bad, "Content must be at most 10000 characters"));
-    assert_eq!(stack.get("/feed/friends?limit=0", Some(IVAN)).await, error(bad, "Limit must be between 1 and 200"));
+    assert_eq!(stack.get("/feed/friends?limit=0", Some(IVAN)).await, invalid("limit", "Limit must be between 1 and 200"));
 
     // Unknown routes are JSON too.
     assert_eq!(stack.get("/nope", Some(IVAN)).await.0, not_found);

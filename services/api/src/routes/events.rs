@@ -1,7 +1,8 @@
 //! `POST /events` and `GET /events`: the generic event log (activity-service
 //! reference), stored through the events topic into the `generic_events` hypertable.
 
-use crate::domain::{client_time, client_time_from_micros, fits, MAX_LONG_TEXT, MAX_SHORT_TEXT};
+use super::page::{Cursor, Page};
+use crate::domain::{client_time, fits, MAX_LONG_TEXT, MAX_SHORT_TEXT};
 use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonObject;
 use crate::AppState;
@@ -187,9 +188,6 @@ fn contains_pattern(needle: &str) -> String {
     format!("%{escaped}%")
 }
 
-const DEFAULT_LIMIT: i64 = 50;
-const MAX_LIMIT: i64 = 200;
-
 #[derive(sqlx::FromRow)]
 struct Row {
     time: DateTime<Utc>,
@@ -224,22 +222,8 @@ async fn list(
             Some(parse_from_date(&raw).ok_or_else(|| ApiError::invalid_field("from_date", "from_date must be MM-DD-YYYY or ISO 8601"))?)
         }
     };
-    let cursor = match nonempty(&filters.cursor) {
-        None => None,
-        Some(raw) => Some(
-            raw.split_once('_')
-                .and_then(|(micros, id)| Some((client_time_from_micros(micros.parse().ok()?)?, id.parse::<Uuid>().ok()?)))
-                .ok_or_else(|| ApiError::invalid_field("cursor", "Cursor is not valid"))?,
-        ),
-    };
-    let limit = match filters.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::invalid_field("limit", format!("Limit must be between 1 and {MAX_LIMIT}")))?,
-    };
+    let page = Page::parse(filters.cursor.as_deref(), filters.limit.as_deref())?;
+    let limit = page.limit as i64;
 
     let mut sql: QueryBuilder<'_, Postgres> =
         QueryBuilder::new("SELECT time, id, component, data, email, environment, message FROM generic_events WHERE true");
@@ -254,8 +238,8 @@ async fn list(
     if let Some(from) = from_date {
         sql.push(" AND time >= ").push_bind(from);
     }
-    if let Some((time, id)) = cursor {
-        sql.push(" AND (time, id) < (").push_bind(time).push(", ").push_bind(id).push(")");
+    if let Some(cursor) = page.after {
+        sql.push(" AND (time, id) < (").push_bind(cursor.time()).push(", ").push_bind(cursor.id).push(")");
     }
     sql.push(" ORDER BY time DESC, id DESC LIMIT ").push_bind(limit + 1);
     let mut rows: Vec<Row> = sql.build_query_as().fetch_all(&state.db).await?;
@@ -278,7 +262,7 @@ async fn list(
                     params.push((name, v));
                 }
             }
-            params.push(("cursor", format!("{}_{}", last.time.timestamp_micros(), last.id)));
+            params.push(("cursor", Cursor::at(last.time, last.id).encode()));
             let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
             format!("/events?{}", query.join("&"))
         }

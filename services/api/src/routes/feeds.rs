@@ -3,6 +3,7 @@
 //! correct while new entries arrive: a cursor names the last entry seen (its time and
 //! event id), and the next page starts strictly after it.
 
+use super::page::{Cursor, Page};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
@@ -10,22 +11,17 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::DateTime;
-use feed_core::activities::{self, ActivityRow, Position, Range, Verbs};
+use feed_core::activities::{self, ActivityRow, Range, Verbs};
 use feed_core::feed::{feeds_complete, parse_member, FeedEntry};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(my_feed)).routes(routes!(friends_feed))
 }
-
-const DEFAULT_LIMIT: usize = 50;
-const MAX_LIMIT: usize = 200;
 
 /// Paging of both feeds.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -57,70 +53,6 @@ pub struct FriendsFeed<'a> {
     next_url: String,
 }
 
-/// A parsed page request.
-struct Page {
-    after: Option<Cursor>,
-    limit: usize,
-    explicit_limit: bool,
-}
-
-/// The last entry of the previous page: `<micros since epoch>_<event id>`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Cursor {
-    micros: i64,
-    event_id: Uuid,
-}
-
-impl Cursor {
-    fn parse(raw: &str) -> Option<Self> {
-        let (micros, id) = raw.split_once('_')?;
-        let micros = micros.parse().ok()?;
-        crate::domain::client_time_from_micros(micros)?;
-        Some(Self { micros, event_id: id.parse().ok()? })
-    }
-
-    fn encode(&self) -> String {
-        format!("{}_{}", self.micros, self.event_id)
-    }
-
-    fn at(position: Position) -> Self {
-        Self { micros: position.time.timestamp_micros(), event_id: position.event_id }
-    }
-
-    /// The place in the hypertable's order (parsing checked the time is in range).
-    fn position(self) -> Option<Position> {
-        Some(Position { time: DateTime::from_timestamp_micros(self.micros)?, event_id: self.event_id })
-    }
-}
-
-impl Page {
-    fn parse(query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>) -> Result<Self, ApiError> {
-        let Query(query) = query.map_err(|_| ApiError::bad_request("Bad Request"))?;
-        let after = match query.cursor.as_deref() {
-            None | Some("") => None,
-            Some(raw) => Some(Cursor::parse(raw).ok_or_else(|| ApiError::bad_request("Cursor is not valid"))?),
-        };
-        let limit = match query.limit.as_deref() {
-            None => DEFAULT_LIMIT,
-            Some(raw) => raw
-                .parse()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| ApiError::bad_request(format!("Limit must be between 1 and {MAX_LIMIT}")))?,
-        };
-        Ok(Self { after, limit, explicit_limit: query.limit.is_some() })
-    }
-
-    /// The `next_url` for a page whose last entry is `last`, or `""` at the end.
-    fn next_url(&self, path: &str, last: Option<Cursor>) -> String {
-        match last {
-            None => String::new(),
-            Some(cursor) if self.explicit_limit => format!("{path}?cursor={}&limit={}", cursor.encode(), self.limit),
-            Some(cursor) => format!("{path}?cursor={}", cursor.encode()),
-        }
-    }
-}
-
 /// The caller's own activities (posts, likes, shares, follows, unfollows).
 #[utoipa::path(get, path = "/feed/my", tag = "feed", security(("app_key" = [])), params(PageQuery),
     responses(
@@ -133,12 +65,13 @@ async fn my_feed(
     user: AuthUser,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<MyFeed>, ApiError> {
-    let page = Page::parse(query)?;
+    let Query(query) = query.map_err(|_| ApiError::bad_request("Bad Request"))?;
+    let page = Page::parse(query.cursor.as_deref(), query.limit.as_deref())?;
     let after = page.after.and_then(Cursor::position);
     let mut rows = activities::authored(&state.db, user.id, Verbs::All, Range::after(after, page.limit as i64 + 1)).await?;
     let has_more = rows.len() > page.limit;
     rows.truncate(page.limit);
-    let last = rows.last().filter(|_| has_more).map(|r| Cursor::at(r.position()));
+    let last = rows.last().filter(|_| has_more).map(|r| Cursor::at(r.time, r.event_id));
     let entries: Vec<FeedEntry> = rows.iter().map(ActivityRow::entry).collect();
     metrics::counter!("feed_feed_reads_total", "feed" => "my").increment(1);
     Ok(Json(MyFeed { my_feed: entries, next_url: page.next_url("/feed/my", last) }))
@@ -159,7 +92,8 @@ async fn friends_feed(
     user: AuthUser,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let page = Page::parse(query)?;
+    let Query(query) = query.map_err(|_| ApiError::bad_request("Bad Request"))?;
+    let page = Page::parse(query.cursor.as_deref(), query.limit.as_deref())?;
     let key = state.keys.friends(user.id);
     let mut conn = state.redis.get().await?;
     let wanted = page.limit + 1;
@@ -176,7 +110,7 @@ async fn friends_feed(
         }
         Some(cursor) => {
             generation = conn.get(&generation_key).await?;
-            let cursor_id = cursor.event_id.to_string();
+            let cursor_id = cursor.id.to_string();
             let mut offset = 0;
             loop {
                 let chunk: Vec<(String, i64)> =
@@ -198,7 +132,7 @@ async fn friends_feed(
         .iter()
         .filter_map(|(member, score)| {
             let member = parse_member(member)?;
-            let cursor = Cursor { micros: *score, event_id: member.event_id.parse().ok()? };
+            let cursor = Cursor { micros: *score, id: member.event_id.parse().ok()? };
             Some((cursor, serde_json::from_str(member.json).ok()?))
         })
         .collect();
@@ -209,7 +143,9 @@ async fn friends_feed(
         let mut db = state.db.acquire().await?;
         let rows = activities::friends(&mut db, user.id, Range::after(from, (wanted - raw.len()) as i64)).await?;
         metrics::counter!("feed_friends_pages_from_db_total").increment(1);
-        rows.iter().filter_map(|row| Some((Cursor::at(row.position()), serde_json::value::to_raw_value(&row.entry()).ok()?))).collect()
+        rows.iter()
+            .filter_map(|row| Some((Cursor::at(row.time, row.event_id), serde_json::value::to_raw_value(&row.entry()).ok()?)))
+            .collect()
     } else {
         Vec::new()
     };
@@ -227,18 +163,4 @@ async fn friends_feed(
         response.headers_mut().insert(crate::REBUILDING_HEADER, axum::http::HeaderValue::from_static("true"));
     }
     Ok(response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_round_trips() {
-        let cursor = Cursor { micros: 1_700_000_000_123_456, event_id: Uuid::now_v7() };
-        assert_eq!(Cursor::parse(&cursor.encode()), Some(cursor));
-        assert_eq!(Cursor::parse("garbage"), None);
-        assert_eq!(Cursor::parse("12_not-a-uuid"), None);
-        assert_eq!(Cursor::parse(&format!("-300000000000000000_{}", Uuid::now_v7())), None, "out of range");
-    }
 }

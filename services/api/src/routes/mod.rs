@@ -11,6 +11,7 @@ mod feeds;
 mod follows;
 mod health;
 mod me;
+mod page;
 mod posts;
 
 use crate::error::ApiError;
