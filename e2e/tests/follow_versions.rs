@@ -6,15 +6,13 @@
 
 use e2e::Stack;
 use feed_core::event::{Event, EventType, UserRef};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use std::time::Duration;
 
 async fn publish(stack: &Stack, event: &Event) {
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.common.kafka_brokers).create().expect("producer");
-    let (key, payload) = (event.key(), event.to_bytes());
-    let record = FutureRecord::to(&stack.common.feed_topic).key(&key).payload(&payload).headers(feed_core::kafka::headers(event.headers()));
-    producer.send(record, Duration::from_secs(5)).await.expect("published");
+    feed_core::kafka::send(&producer, &stack.common.feed_topic, event, Duration::from_secs(5)).await.expect("published");
 }
 
 async fn follows(stack: &Stack) -> Vec<(i64, i64)> {

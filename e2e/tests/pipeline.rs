@@ -163,9 +163,7 @@ async fn poison_records_are_dead_lettered_and_the_partition_keeps_flowing() {
     let object = feed_core::event::ObjectRef { kind: feed_core::event::ObjectKind::Post, id: 999 };
     let bad =
         feed_core::event::Event::new(feed_core::event::EventType::Post, ivan, Some(object), None, json!({"content": "nul \u{0} inside"}));
-    let payload = bad.to_bytes();
-    let record = FutureRecord::to(&topic).key("1").payload(&payload).headers(feed_core::kafka::headers(bad.headers()));
-    producer.send(record, Duration::from_secs(5)).await.unwrap();
+    feed_core::kafka::send(&producer, &topic, &bad, Duration::from_secs(5)).await.unwrap();
 
     // The same partition still flows: a later write is applied within the bound.
     let response = stack

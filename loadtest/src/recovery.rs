@@ -11,7 +11,6 @@ use admin::{Role, Stores};
 use e2e::ServiceProcess;
 use feed_core::config::CommonConfig;
 use feed_core::event::{Event, EventType, ObjectKind, ObjectRef, UserRef};
-use rdkafka::producer::FutureRecord;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -113,7 +112,7 @@ impl Load {
                 Some(author.clone()),
                 serde_json::Value::Null,
             );
-            send(&producer, &topic, &follow).await?;
+            feed_core::kafka::send(&producer, &topic, &follow, Duration::from_secs(30)).await?;
         }
         let (running, in_flight) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicI64::new(0)));
         let (r, f) = (running.clone(), in_flight.clone());
@@ -136,7 +135,7 @@ impl Load {
                 f.fetch_add(1, Ordering::SeqCst);
                 let (producer, topic, f) = (producer.clone(), topic.clone(), f.clone());
                 tokio::spawn(async move {
-                    if let Err(error) = send(&producer, &topic, &post).await {
+                    if let Err(error) = feed_core::kafka::send(&producer, &topic, &post, Duration::from_secs(30)).await {
                         eprintln!("publish failed: {error}");
                     }
                     f.fetch_sub(1, Ordering::SeqCst);
@@ -157,13 +156,6 @@ impl Load {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
-}
-
-async fn send(producer: &rdkafka::producer::FutureProducer, topic: &str, event: &Event) -> anyhow::Result<()> {
-    let (key, payload) = (event.key(), event.to_bytes());
-    let record = FutureRecord::to(topic).key(&key).payload(&payload).headers(feed_core::kafka::headers(event.headers()));
-    producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| anyhow::anyhow!(e))?;
-    Ok(())
 }
 
 /// The results as a Markdown section.

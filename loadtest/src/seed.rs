@@ -4,7 +4,7 @@ use feed_core::config::CommonConfig;
 use feed_core::event::{Event, EventType, UserRef};
 use futures::stream::{FuturesUnordered, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -51,12 +51,7 @@ impl Seeder {
             }
             let producer = self.producer.clone();
             let topic = self.topic.clone();
-            in_flight.push(async move {
-                let (key, payload) = (event.key(), event.to_bytes());
-                let headers = feed_core::kafka::headers(event.headers());
-                let record = FutureRecord::to(&topic).key(&key).payload(&payload).headers(headers);
-                producer.send(record, Duration::from_secs(30)).await.map(|_| ()).map_err(|(e, _)| anyhow::anyhow!("publish failed: {e}"))
-            });
+            in_flight.push(async move { feed_core::kafka::send(&producer, &topic, &event, Duration::from_secs(30)).await });
             progress.inc(1);
         }
         while let Some(result) = in_flight.next().await {

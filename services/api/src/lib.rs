@@ -23,7 +23,7 @@ pub mod users;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use feed_core::config::{env_millis, env_or, CommonConfig};
-use feed_core::event::Event;
+use feed_core::event::{Envelope, Event};
 use feed_core::feed::Keys;
 use feed_core::redis_pool::RedisPool;
 use feed_core::shutdown::Shutdown;
@@ -211,28 +211,22 @@ impl AppState {
 
     /// Publishes a feed `event` and waits (bounded) until the pipeline has applied it.
     pub async fn record(&self, event: &Event) -> Result<Recorded, error::ApiError> {
-        let headers = event.headers();
-        let pairs: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
-        self.record_on(&self.feed, &event.key(), &event.to_bytes(), &pairs).await
+        self.record_on(&self.feed, event).await
     }
 
-    /// Publishes one record on `stream` and waits (bounded) until it is applied.
-    /// `headers` must include `event_id`.
-    pub async fn record_on(
-        &self,
-        stream: &Stream,
-        key: &str,
-        payload: &[u8],
-        headers: &[(&str, &str)],
-    ) -> Result<Recorded, error::ApiError> {
+    /// Publishes `envelope` on `stream` and waits (bounded) until the consumers its
+    /// reads depend on have applied it: every write goes through here.
+    pub async fn record_on(&self, stream: &Stream, envelope: &impl Envelope) -> Result<Recorded, error::ApiError> {
         let _slot = self.shedding.write_slot()?;
         let scope = deadline::current();
         if let Some(scope) = &scope {
             scope.check_before_publish(self.publish_timeout)?;
         }
-        let position = self.publisher.publish(&stream.topic, key, payload, headers).await?;
+        let headers = envelope.headers();
+        let pairs: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
+        let position = self.publisher.publish(&stream.topic, &envelope.key(), &envelope.to_bytes(), &pairs).await?;
         let applied = stream.read_your_writes.wait(position, scope.map(|s| s.remaining())).await;
-        Ok(Recorded { applied, event_id: pipeline::event_id(headers).map(str::to_string) })
+        Ok(Recorded { applied, event_id: Some(envelope.id().to_string()) })
     }
 }
 

@@ -101,7 +101,7 @@ impl Application {
     /// One topic's consumer, writing through `table`, under the name `group`.
     async fn consume<T, W>(&self, group: &str, topic: &str, table: W, shutdown: &Shutdown) -> anyhow::Result<()>
     where
-        T: feed_core::event::Decode + Send + Sync,
+        T: feed_core::event::Envelope + Send + Sync,
         W: Table<T>,
     {
         let common = &self.config.common;

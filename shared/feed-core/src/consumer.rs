@@ -20,7 +20,7 @@
 //! in hand, however long it takes; nothing is dead-lettered for it.
 
 use crate::config::{Assignment, ConsumerConfig};
-use crate::event::Decode;
+use crate::event::Envelope;
 use crate::health::Positions;
 use crate::kafka::AssignedConsumer;
 use crate::shutdown::Shutdown;
@@ -155,7 +155,7 @@ enum Outcome {
     Permanent(String),
 }
 
-impl<T: Decode + Send + Sync> BatchConsumer<T> {
+impl<T: Envelope + Send + Sync> BatchConsumer<T> {
     /// A consumer of `topic` named `group` (the name its sink keys offsets and progress
     /// by, and metrics' `group` label). Connects lazily: the broker need not be up.
     pub fn connect(brokers: &str, group: &str, topic: &str, settings: BatchSettings, config: ConsumerConfig) -> anyhow::Result<Self> {

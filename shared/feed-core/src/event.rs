@@ -173,29 +173,9 @@ impl Event {
         }
     }
 
-    /// The Kafka record key: the actor's id, so one actor's events stay in order.
-    pub fn key(&self) -> String {
-        self.actor.id.to_string()
-    }
-
-    /// Serializes the envelope as the record value.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("an Event always serializes")
-    }
-
-    /// The record headers `docs/events.md` documents: `event_id`, `event_type`,
-    /// `schema_version`.
-    pub fn headers(&self) -> [(&'static str, String); 3] {
-        [
-            ("event_id", self.event_id.to_string()),
-            ("event_type", self.kind.as_str().to_string()),
-            ("schema_version", SCHEMA_VERSION.to_string()),
-        ]
-    }
-
     /// Decodes a record value, refusing envelopes of a newer major schema.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_versioned(bytes, |e: &Event| e.schema_version)
+        Self::decode(bytes)
     }
 
     /// The verb feeds show, or `None` for events that are not activities (and for a
@@ -218,25 +198,60 @@ impl Event {
     }
 }
 
-/// A record value type consumers can decode: the feed [`Event`] and the other streams'
-/// envelopes (see [`crate::streams`]).
-pub trait Decode: Sized {
-    /// Decodes a record value.
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError>;
-}
+/// A record of one of the topics, the public contract `docs/events.md` describes: the
+/// feed [`Event`] and the other streams' envelopes (see [`crate::streams`]). How it is
+/// keyed, which headers it carries and how it is encoded is decided here, once, for the
+/// producers (the API, the tools) and the consumers alike.
+pub trait Envelope: Serialize + serde::de::DeserializeOwned + Sized {
+    /// The record key, which decides the partition (and so the order kept).
+    fn key(&self) -> String;
+    /// The unique id consumers deduplicate on (header `event_id`).
+    fn id(&self) -> Uuid;
+    /// The envelope's `schema_version`.
+    fn schema_version(&self) -> u16;
+    /// The `event_type` header, for streams with several types.
+    fn event_type(&self) -> Option<&'static str> {
+        None
+    }
 
-impl Decode for Event {
+    /// The record headers: `event_id`, `event_type` where there is one, `schema_version`.
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![("event_id", self.id().to_string())];
+        if let Some(kind) = self.event_type() {
+            headers.push(("event_type", kind.to_string()));
+        }
+        headers.push(("schema_version", SCHEMA_VERSION.to_string()));
+        headers
+    }
+
+    /// The record value: the envelope as JSON.
+    fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an envelope of plain fields always serializes")
+    }
+
+    /// Decodes a record value, refusing envelopes of a newer major schema.
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Event::from_bytes(bytes)
+        let value: Self = serde_json::from_slice(bytes).map_err(DecodeError::Json)?;
+        match value.schema_version() {
+            v if v > SCHEMA_VERSION => Err(DecodeError::UnknownVersion(v)),
+            _ => Ok(value),
+        }
     }
 }
 
-/// Decodes a JSON envelope with a `schema_version` field, refusing newer versions.
-pub fn decode_versioned<T: serde::de::DeserializeOwned>(bytes: &[u8], version_of: impl Fn(&T) -> u16) -> Result<T, DecodeError> {
-    let value: T = serde_json::from_slice(bytes).map_err(DecodeError::Json)?;
-    match version_of(&value) {
-        v if v > SCHEMA_VERSION => Err(DecodeError::UnknownVersion(v)),
-        _ => Ok(value),
+impl Envelope for Event {
+    /// The actor's id, so one actor's events stay in order.
+    fn key(&self) -> String {
+        self.actor.id.to_string()
+    }
+    fn id(&self) -> Uuid {
+        self.event_id
+    }
+    fn schema_version(&self) -> u16 {
+        self.schema_version
+    }
+    fn event_type(&self) -> Option<&'static str> {
+        Some(self.kind.as_str())
     }
 }
 

@@ -33,6 +33,15 @@ pub fn headers<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K,
     })
 }
 
+/// Sends `envelope` to `topic` (its key, headers and value as the envelope defines them)
+/// and waits for the acknowledgement, at most `timeout` queued: how tools publish.
+pub async fn send(producer: &FutureProducer, topic: &str, envelope: &impl crate::event::Envelope, timeout: Duration) -> anyhow::Result<()> {
+    let (key, payload) = (envelope.key(), envelope.to_bytes());
+    let record = rdkafka::producer::FutureRecord::to(topic).key(&key).payload(&payload).headers(headers(envelope.headers()));
+    producer.send(record, timeout).await.map_err(|(error, _)| anyhow::anyhow!("publish to {topic} failed: {error}"))?;
+    Ok(())
+}
+
 /// Turns librdkafka's statistics into the `feed_consumer_lag` gauge (the partition's
 /// high watermark less the offset the sink has applied — not a Kafka commit, which this
 /// product does not use — so lag is 0 exactly when everything published is applied) and

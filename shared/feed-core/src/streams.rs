@@ -4,7 +4,7 @@
 //!
 //! [`Event`]: crate::event::Event
 
-use crate::event::{decode_versioned, Decode, DecodeError, SCHEMA_VERSION};
+use crate::event::{Envelope, SCHEMA_VERSION};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -30,9 +30,16 @@ pub struct LoggedEvent {
     pub created_at: DateTime<Utc>,
 }
 
-impl Decode for LoggedEvent {
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_versioned(bytes, |e: &LoggedEvent| e.schema_version)
+impl Envelope for LoggedEvent {
+    /// The event's email.
+    fn key(&self) -> String {
+        self.email.clone()
+    }
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn schema_version(&self) -> u16 {
+        self.schema_version
     }
 }
 
@@ -88,9 +95,16 @@ impl AnalyticsHit {
     }
 }
 
-impl Decode for AnalyticsHit {
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_versioned(bytes, |e: &AnalyticsHit| e.schema_version)
+impl Envelope for AnalyticsHit {
+    /// The hit's user.
+    fn key(&self) -> String {
+        self.user.clone()
+    }
+    fn id(&self) -> Uuid {
+        self.event_id
+    }
+    fn schema_version(&self) -> u16 {
+        self.schema_version
     }
 }
 

@@ -65,10 +65,7 @@ async fn record(State(state): State<AppState>, query: Params) -> Result<Response
         Some(raw) => HitKind::parse(raw).ok_or_else(|| ApiError::invalid_field("event", "event must be click or impression"))?,
     };
     let hit = AnalyticsHit::new(timestamp, user.clone(), event);
-    let payload = serde_json::to_vec(&hit).map_err(|_| ApiError::bad_request("Bad Request"))?;
-    let id = hit.event_id.to_string();
-    let headers = [("event_id", id.as_str()), ("schema_version", "1")];
-    let recorded = state.record_on(&state.analytics, &hit.user, &payload, &headers).await?;
+    let recorded = state.record_on(&state.analytics, &hit).await?;
     Ok(recorded.respond(StatusCode::NO_CONTENT))
 }
 

@@ -133,10 +133,7 @@ async fn create(State(state): State<AppState>, body: JsonObject) -> Result<Respo
         message,
         created_at: feed_core::event::truncate_to_micros(Utc::now()),
     };
-    let payload = serde_json::to_vec(&event).map_err(|_| ApiError::bad_request("Bad Request"))?;
-    let id = event.id.to_string();
-    let headers = [("event_id", id.as_str()), ("schema_version", "1")];
-    let recorded = state.record_on(&state.events, &event.email, &payload, &headers).await?;
+    let recorded = state.record_on(&state.events, &event).await?;
     Ok(recorded.respond((StatusCode::CREATED, Json(StoredEvent::from(event)))))
 }
 
