@@ -67,7 +67,10 @@ ensure_all() {
 # consumer resumes inside a record batch).
 start_tansu() {
     local port=$1 dir=$2
-    if tansu topic list --broker "tcp://127.0.0.1:$port" >/dev/null 2>&1; then return; fi
+    # A broker already answering there is reused. Probe the port first: tansu's client
+    # retries a closed port for ~20 s before giving up.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null \
+        && timeout 20 tansu topic list --broker "tcp://127.0.0.1:$port" >/dev/null 2>&1; then return; fi
     mkdir -p "$dir"
     log "starting tansu on 127.0.0.1:$port (data in $dir)"
     # `cd` first, on its own: `$!` must be tansu's pid, not a wrapping subshell's.
@@ -78,7 +81,8 @@ start_tansu() {
         --storage-engine "sqlite://tansu.db" >"$dir/tansu.log" 2>&1 &
      echo $! >"$dir/tansu.pid")
     for _ in $(seq 1 50); do
-        tansu topic list --broker "tcp://127.0.0.1:$port" >/dev/null 2>&1 && return
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null \
+            && timeout 20 tansu topic list --broker "tcp://127.0.0.1:$port" >/dev/null 2>&1 && return
         sleep 0.2
     done
     log "tansu did not come up; see $dir/tansu.log"; return 1

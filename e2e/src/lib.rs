@@ -304,7 +304,7 @@ impl Stack {
 
     /// A stack with `options`.
     pub async fn start_with(options: StackOptions) -> Self {
-        feed_core::telemetry::init();
+        feed_core::telemetry::init().expect("LOG_FORMAT is text or json");
         let infra = infra();
         let postgres_url = options.postgres_url.clone().unwrap_or_else(|| infra.postgres_url.clone());
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();

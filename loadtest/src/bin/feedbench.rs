@@ -35,7 +35,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    feed_core::telemetry::init();
+    feed_core::telemetry::init()?;
     let args = Args::parse();
     let config = BenchConfig {
         common: CommonConfig::from_env()?,

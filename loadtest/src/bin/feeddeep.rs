@@ -33,7 +33,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    feed_core::telemetry::init_for_tool();
+    feed_core::telemetry::init_for_tool()?;
     let args = Args::parse();
     let config = DeepConfig {
         common: CommonConfig::from_env()?,

@@ -38,7 +38,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    feed_core::telemetry::init();
+    feed_core::telemetry::init()?;
     let args = Args::parse();
     let common = CommonConfig::from_env()?;
     let config = GenConfig {

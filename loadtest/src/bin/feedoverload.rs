@@ -35,7 +35,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    feed_core::telemetry::init_for_tool();
+    feed_core::telemetry::init_for_tool()?;
     let args = Args::parse();
     let env = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
     let config = OverloadConfig {

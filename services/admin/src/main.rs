@@ -54,7 +54,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    feed_core::telemetry::init_for_tool();
+    feed_core::telemetry::init_for_tool()?;
     let cli = Cli::parse();
     let common = CommonConfig::from_env()?;
     match cli.command {

@@ -11,6 +11,7 @@
 //! - [`streams`]: the envelopes of the generic-event and analytics streams;
 //! - [`consumer`]: the loop every consumer runs, its sinks owning the offsets;
 //! - [`health`]: how far each consumer got, for lag, stall alerts and `/health`;
+//! - [`process`]: how the writer and the fan-out boot and end;
 //! - [`config`], [`telemetry`], [`metrics`], [`kafka`], [`db`], [`redis_pool`], [`shutdown`]: setup.
 
 pub mod activities;
@@ -22,6 +23,7 @@ pub mod feed;
 pub mod health;
 pub mod kafka;
 pub mod metrics;
+pub mod process;
 pub mod progress;
 pub mod redis_pool;
 pub mod shutdown;
