@@ -1,5 +1,6 @@
-//! feedctl: create users, rebuild Redis feeds from PostgreSQL, prepare replays, show
-//! consumer lag. Reads the same environment variables as the services.
+//! feedctl: create users, rotate keys, rebuild Redis feeds from PostgreSQL, prepare
+//! replays, show consumer lag, migrate the database. Reads the same environment
+//! variables as the services; each command connects only to what it uses.
 
 use admin::{ReplayStart, Role, Stores};
 use clap::{Parser, Subcommand};
@@ -50,6 +51,9 @@ enum Command {
     },
     /// Applied offset, high watermark and lag per partition of every consumer.
     Lag,
+    /// Apply the database migrations (the services do at start unless
+    /// `RUN_MIGRATIONS=false`; no other command migrates).
+    Migrate,
 }
 
 #[tokio::main]
@@ -104,6 +108,11 @@ async fn main() -> anyhow::Result<()> {
                 println!("partition {partition}: starts at {offset}");
             }
         }
+        Command::Migrate => {
+            let db = feed_core::db::connect(&common.database_url, 1).await?;
+            feed_core::db::migrate(&db).await?;
+            println!("database migrated");
+        }
         Command::Lag => {
             let stores = Stores::connect(&common).await?;
             for (role, name, topic) in admin::consumers(&common) {
@@ -117,9 +126,12 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Acts as the API does: same settings, same way of publishing.
+/// Acts as the API does: same settings, same way of publishing; but with pools of a
+/// tool's size, and without migrating (`feedctl migrate` does, when asked).
 async fn api_state() -> anyhow::Result<api::AppState> {
-    let config = api::Config::from_env()?;
+    let mut config = api::Config::from_env()?;
+    config.common.run_migrations = false;
+    (config.db_pool_size, config.redis_pool_size) = (2, 2);
     api::AppState::connect(&config, Shutdown::new()).await
 }
 
