@@ -398,12 +398,7 @@ fn peak_rss(names: &[&str]) -> Vec<(String, u64)> {
         let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
         let name = status.lines().find_map(|l| l.strip_prefix("Name:")).map(str::trim).unwrap_or_default();
         if names.contains(&name) {
-            let hwm = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or(0);
-            found.push((name.to_string(), hwm));
+            found.push((name.to_string(), crate::status_kib(&status, "VmHWM").unwrap_or(0)));
         }
     }
     found

@@ -91,7 +91,7 @@ pub async fn run(config: &DeepConfig) -> anyhow::Result<DeepReport> {
 
     let http = reqwest::Client::new();
     let key = key_for(&reader.name);
-    let new = || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    let new = crate::load::histogram;
     let (mut from_redis, mut from_db, mut queries) = (new(), new(), new());
     let mut path = format!("/feed/friends?limit={}", config.limit);
     let mut entries = 0usize;
@@ -140,8 +140,7 @@ pub async fn run(config: &DeepConfig) -> anyhow::Result<DeepReport> {
 /// The position a `/feed/friends?cursor=<micros>_<uuid>…` path continues after.
 fn cursor_position(path: &str) -> Option<Position> {
     let cursor = path.split(['?', '&']).find_map(|part| part.strip_prefix("cursor="))?;
-    let (micros, id) = cursor.split_once('_')?;
-    Some(Position { time: chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?, event_id: id.parse().ok()? })
+    api::routes::page::Cursor::parse(cursor)?.position()
 }
 
 /// The plan of the friends query, as `activities::friends` first runs it (one-hour window).

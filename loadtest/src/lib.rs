@@ -28,6 +28,11 @@ pub fn scratch(common: &feed_core::config::CommonConfig, label: &str) -> feed_co
     common
 }
 
+/// A `kB` line of a process's `/proc/<pid>/status` text (`VmRSS`, `VmHWM`), in KiB.
+pub fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// The command line that ran this tool, for a report to quote.
 pub fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
@@ -41,4 +46,15 @@ pub fn write_report(out: &str, name: &str, markdown: &str, results: &impl serde:
     std::fs::write(format!("{out}/{name}.json"), serde_json::to_string_pretty(results)?)?;
     println!("{markdown}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn status_kib_reads_one_field() {
+        let status = "Name:\tapi\nVmHWM:\t   43520 kB\nVmRSS:\t   16700 kB\n";
+        assert_eq!(super::status_kib(status, "VmRSS"), Some(16700));
+        assert_eq!(super::status_kib(status, "VmHWM"), Some(43520));
+        assert_eq!(super::status_kib(status, "VmSwap"), None);
+    }
 }

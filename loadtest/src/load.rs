@@ -28,7 +28,8 @@ fn summarize(histogram: &Histogram<u64>, errors: u64, elapsed: Duration) -> Meas
     Measured { ok: histogram.len(), errors, rate: histogram.len() as f64 / elapsed.as_secs_f64(), p50_ms: ms(0.5), p99_ms: ms(0.99) }
 }
 
-fn histogram() -> Histogram<u64> {
+/// A latency histogram in microseconds, up to a minute.
+pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
 }
 

@@ -142,7 +142,7 @@ async fn ready(http: &reqwest::Client, url: &str, api: &ServiceProcess) -> anyho
 
 /// `count` clients posting back to back for `duration`, as the demo users in turn.
 async fn writers(http: &reqwest::Client, url: &str, count: usize, duration: Duration) -> Writers {
-    let histogram = || Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid bounds");
+    let histogram = crate::load::histogram;
     let start = Instant::now();
     let tasks: Vec<_> = (0..count)
         .map(|i| {
@@ -259,12 +259,7 @@ async fn storm(port: u16, pid: u32, count: usize) -> Storm {
 /// The resident set size of process `pid`, MiB (0 if it is gone).
 fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
+    crate::status_kib(&status, "VmRSS").unwrap_or(0) as f64 / 1024.0
 }
 
 /// The results as Markdown.

@@ -50,11 +50,6 @@ impl ActivityRow {
     pub fn member(&self) -> Option<String> {
         encode_member(&self.event_id, self.actor_id, &self.entry())
     }
-
-    /// Where a page ending with it continues.
-    pub fn position(&self) -> Position {
-        Position { time: self.time, event_id: self.event_id }
-    }
 }
 
 /// A place in a feed: the next page holds the entries strictly older than it.
@@ -142,11 +137,12 @@ pub async fn authored<'e>(db: impl sqlx::PgExecutor<'e>, actor: i64, verbs: Verb
 /// the newest ones, so the answer is the same as without windows.
 pub async fn friends(db: &mut sqlx::PgConnection, follower: i64, range: Range) -> sqlx::Result<Vec<ActivityRow>> {
     let upper = range.after.map_or_else(Utc::now, |p| p.time);
+    let query = friends_query();
     let mut window = chrono::TimeDelta::hours(1);
     loop {
         // No lower bound once the window reaches past any plausible activity.
         let lower = upper.checked_sub_signed(window).filter(|_| window < chrono::TimeDelta::days(365 * 50));
-        let rows: Vec<ActivityRow> = sqlx::query_as(&friends_query())
+        let rows: Vec<ActivityRow> = sqlx::query_as(&query)
             .bind(follower)
             .bind(range.after.map(|p| p.time))
             .bind(range.after.map(|p| p.event_id))

@@ -11,7 +11,7 @@
 //! Errors answer feed-me's `{"error": "..."}` with the matching status.
 
 use crate::auth::AuthUser;
-use crate::domain::{Username, MAX_SHORT_TEXT};
+use crate::domain::{fits, Username, MAX_SHORT_TEXT};
 use crate::error::{ApiError, FeedMeErrorBody};
 use crate::json::JsonObject;
 use crate::routes::follows::is_following;
@@ -127,22 +127,16 @@ pub(super) async fn record_activity(state: AppState, user: AuthUser, body: JsonO
         return Err(ApiError::invalid_field("verb", "Follow and unfollow through POST /feed/<username>"));
     }
     let object = text("object")?;
-    if object.is_some_and(|o| o.chars().count() > MAX_SHORT_TEXT) {
+    if object.is_some_and(|o| !fits(o, MAX_SHORT_TEXT)) {
         return Err(ApiError::invalid_field("object", format!("object must be at most {MAX_SHORT_TEXT} characters")));
     }
     let target = text("target")?.ok_or_else(|| ApiError::invalid_field("target", "target is missing"))?;
     let target = known_user(&state, target).await?.ok_or_else(|| ApiError::invalid_field("target", "target is not a known user"))?;
     let payload = serde_json::json!({ "verb": verb, "object": object });
-    let event = Event::new(EventType::Activity, user.user_ref(), None, Some(target.clone()), payload);
+    let event = Event::new(EventType::Activity, user.user_ref(), None, Some(target), payload);
+    let entry = FeedEntry::from_event(&event).ok_or_else(|| ApiError::internal(&"a free-verb activity has a verb", "api"))?;
     let recorded = state.record(&event).await?;
-    let echo = FeedMeEntry {
-        actor: user.name.clone(),
-        datetime: datetime(event.time),
-        object: object.map(str::to_string),
-        target: target.name,
-        verb: verb.to_string(),
-    };
-    Ok(recorded.respond(Json(echo)))
+    Ok(recorded.respond(Json(FeedMeEntry::new(entry, event.time))))
 }
 
 /// The user named `name`, if any.
@@ -273,17 +267,18 @@ async fn friends_feed(
             redis::AsyncCommands::zrevrange(&mut *conn, state.keys.friends(caller.id), start as isize, (start + wanted) as isize - 1)
                 .await?;
         drop(conn);
-        let mut entries: Vec<FeedMeEntry> = members
-            .iter()
-            .filter_map(|m| serde_json::from_str::<FeedEntry>(parse_member(m)?.json).ok())
-            .filter_map(FeedMeEntry::from_entry)
-            .collect();
-        if members.len() < wanted {
+        let entries: Vec<FeedMeEntry> = if members.len() == wanted {
+            members
+                .iter()
+                .filter_map(|m| serde_json::from_str::<FeedEntry>(parse_member(m)?.json).ok())
+                .filter_map(FeedMeEntry::from_entry)
+                .collect()
+        } else {
             // Past what Redis keeps (or the feed's end): this page from PostgreSQL.
             let mut db = state.db.acquire().await?;
             let rows = activities::friends(&mut db, caller.id, Range::skipping(start as i64, wanted as i64)).await?;
-            entries = rows.iter().map(FeedMeEntry::from_row).collect();
-        }
+            rows.iter().map(FeedMeEntry::from_row).collect()
+        };
         Ok(Json(FeedMePage::new(&format!("/feed/{}/friends", caller.name), page, entries, true)))
     }
     .await

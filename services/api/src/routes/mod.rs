@@ -11,7 +11,7 @@ mod feeds;
 mod follows;
 mod health;
 mod me;
-mod page;
+pub mod page;
 mod posts;
 
 use crate::error::ApiError;
