@@ -62,9 +62,9 @@ impl FromRequestParts<AppState> for AuthUser {
         if keys.next().is_some() {
             return Err(ApiError::bad_request("Only one X-App-Key header is allowed"));
         }
-        let key = key.to_str().map_err(|_| ApiError::unauthorized("Key is not valid"))?.trim();
+        let key = key.to_str().map_err(|_| ApiError::Unauthorized("Key is not valid".into()))?.trim();
         if key.is_empty() {
-            return Err(ApiError::unauthorized("Key is not valid"));
+            return Err(ApiError::Unauthorized("Key is not valid".into()));
         }
         let hash = hash_key(key);
         if let Some(user) = state.auth_cache.get(&hash) {
@@ -74,7 +74,7 @@ impl FromRequestParts<AppState> for AuthUser {
             .bind(&hash)
             .fetch_optional(&state.db)
             .await?;
-        let user = user.ok_or_else(|| ApiError::unauthorized("Key is not valid"))?;
+        let user = user.ok_or_else(|| ApiError::Unauthorized("Key is not valid".into()))?;
         state.auth_cache.insert(hash, user.clone());
         Ok(AuthUser { key: key.to_string(), ..user })
     }

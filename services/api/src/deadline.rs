@@ -85,11 +85,11 @@ impl Scope {
     pub fn check_before_publish(&self, publish_timeout: Duration) -> Result<(), ApiError> {
         if self.client.as_ref().is_some_and(ClientSocket::gone) {
             metrics::counter!("feed_http_abandoned_total").increment(1);
-            return Err(ApiError::client_gone());
+            return Err(ApiError::ClientGone);
         }
         if self.remaining() < publish_timeout {
             metrics::counter!("feed_http_deadline_expired_total").increment(1);
-            return Err(ApiError::overloaded("The write could not be started within its deadline; nothing was recorded"));
+            return Err(ApiError::Overloaded("The write could not be started within its deadline; nothing was recorded".into()));
         }
         Ok(())
     }

@@ -1,7 +1,9 @@
-//! The one error type handlers return; it renders as the reference's JSON error body
-//! `{"error": true, "message": "..."}` with the matching status.
+//! The one error type handlers return. What went wrong is a variant of [`ApiError`];
+//! its HTTP status is decided in one place ([`ApiError::status`]), and it renders as the
+//! reference's JSON error body `{"error": true, "message": "..."}` — or, on feed-me's
+//! routes, wrapped in [`FeedMeError`], as feed-me's `{"error": "..."}`.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -26,103 +28,139 @@ pub struct FeedMeErrorBody {
     pub error: String,
 }
 
-/// An error answer to the client.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: Cow<'static, str>,
-    field: Option<&'static str>,
-    /// Seconds for a `Retry-After` header.
-    retry_after: Option<u64>,
-    /// The body's shape.
-    shape: Shape,
-}
+/// A message shown to the client.
+pub type Message = Cow<'static, str>;
 
-/// How an error body looks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Shape {
-    /// The activity-feed reference's `{"error": true, "message": "..."}` (every route
-    /// but feed-me's).
-    Reference,
-    /// feed-me's `{"error": "..."}`.
-    FeedMe,
+/// Why a request failed.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The request is malformed, or names something that does not exist where the
+    /// reference answers 400 (`User not found` on `/follow`); `field` names the request
+    /// field at fault, where there is one.
+    Invalid {
+        /// What is wrong.
+        message: Message,
+        /// The field, for validation errors of `/events`, `/analytics`, feed-me.
+        field: Option<&'static str>,
+    },
+    /// No valid app key.
+    Unauthorized(Message),
+    /// A valid key, but not allowed to do this.
+    Forbidden(Message),
+    /// What the path names does not exist.
+    NotFound(Message),
+    /// The route exists, not with this method.
+    MethodNotAllowed,
+    /// The change conflicts with the current state (following twice).
+    Conflict(Message),
+    /// The body is over `MAX_BODY_BYTES`.
+    PayloadTooLarge,
+    /// Over the client's rate limit (the caller adds `Retry-After` and `RateLimit-*`).
+    RateLimited,
+    /// The client hung up before its write was published, so it was not.
+    ClientGone,
+    /// A dependency (broker, database, Redis) cannot work right now; safe to retry.
+    Unavailable(Message),
+    /// The API sheds load (writes in flight, a deadline that cannot be met); retry shortly.
+    Overloaded(Message),
+    /// A bug: a statement the database refused, a script error. The cause was logged
+    /// where it happened (see [`ApiError::internal`]); the client gets a generic message.
+    Internal,
 }
 
 impl ApiError {
-    /// An error with any status.
-    pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { status, message: message.into(), field: None, retry_after: None, shape: Shape::Reference }
-    }
-
-    /// 400 about one request field, named in the body as `"field"`.
-    pub fn invalid_field(field: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { field: Some(field), ..Self::bad_request(message) }
-    }
-
-    /// 400 with `message`.
-    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-
-    /// 401 with `message`.
-    pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, message)
-    }
-
-    /// 403 with `message`.
-    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, message)
-    }
-
-    /// 409 with `message`: the change conflicts with the current state.
-    pub fn conflict(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::CONFLICT, message)
-    }
-
-    /// The same error with feed-me's body, `{"error": "<message>"}`.
-    pub fn feed_me(self) -> Self {
-        Self { shape: Shape::FeedMe, ..self }
-    }
-
-    /// 404 with `message`.
-    pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, message)
-    }
-
-    /// 503: a dependency (broker, database, Redis) is unavailable; safe to retry.
-    pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
-    }
-
-    /// 503 with `Retry-After: 1`: the API sheds load; retry shortly.
-    pub fn overloaded(message: impl Into<Cow<'static, str>>) -> Self {
-        Self { retry_after: Some(1), ..Self::unavailable(message) }
-    }
-
-    /// 499 (nginx's "client closed request"): the client hung up before its write was
-    /// published, so it was not. Nobody reads the answer; logs and metrics do.
-    pub fn client_gone() -> Self {
-        let status = StatusCode::from_u16(499).expect("499 is a valid status code");
-        Self::new(status, "The client closed the connection; nothing was recorded")
-    }
-
-    /// The status this error answers with.
+    /// The status each kind of error answers with.
     pub fn status(&self) -> StatusCode {
-        self.status
+        match self {
+            Self::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            // nginx's "client closed request": nobody reads it; logs and metrics do.
+            Self::ClientGone => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+            Self::Unavailable(_) | Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
     }
 
-    /// 500: a bug (a statement the database refused, a script error). The cause goes to
-    /// the log, the client gets a generic message.
-    pub(crate) fn internal(error: &dyn std::fmt::Display, store: &'static str) -> Self {
+    /// What the client is told.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Invalid { message, .. }
+            | Self::Unauthorized(message)
+            | Self::Forbidden(message)
+            | Self::NotFound(message)
+            | Self::Conflict(message)
+            | Self::Unavailable(message)
+            | Self::Overloaded(message) => message,
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::PayloadTooLarge => "Request body is too large",
+            Self::RateLimited => "Too many requests",
+            Self::ClientGone => "The client closed the connection; nothing was recorded",
+            Self::Internal => "Internal error",
+        }
+    }
+
+    /// Seconds for a `Retry-After` header: shedding asks clients to come back shortly.
+    fn retry_after(&self) -> Option<u64> {
+        matches!(self, Self::Overloaded(_)).then_some(1)
+    }
+
+    /// The request field at fault.
+    fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::Invalid { field, .. } => *field,
+            _ => None,
+        }
+    }
+
+    /// [`ApiError::Invalid`] with `message`.
+    pub fn bad_request(message: impl Into<Message>) -> Self {
+        Self::Invalid { message: message.into(), field: None }
+    }
+
+    /// [`ApiError::Invalid`] about one request field, named in the body as `"field"`.
+    pub fn invalid_field(field: &'static str, message: impl Into<Message>) -> Self {
+        Self::Invalid { message: message.into(), field: Some(field) }
+    }
+
+    /// [`ApiError::Internal`], logging its cause (never shown to the client) and counting it
+    /// in `feed_internal_errors_total` by `store` (`postgres`, `redis`, `api`).
+    pub fn internal(error: &dyn std::fmt::Display, store: &'static str) -> Self {
         tracing::error!(%error, store, "internal error");
         metrics::counter!("feed_internal_errors_total", "store" => store).increment(1);
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error")
+        Self::Internal
+    }
+
+    /// [`ApiError::Unavailable`] because `store` cannot work right now, logging `error`.
+    fn store_unavailable(error: &dyn std::fmt::Display, store: &'static str, message: &'static str) -> Self {
+        metrics::counter!("feed_store_errors_total", "store" => store).increment(1);
+        tracing::error!(%error, store, "store unavailable");
+        Self::Unavailable(message.into())
+    }
+
+    /// The answer in the reference's shape, or in feed-me's.
+    fn respond(&self, feed_me: bool) -> Response {
+        let (status, message) = (self.status(), self.message().to_string());
+        let mut response = if feed_me {
+            (status, Json(FeedMeErrorBody { error: message })).into_response()
+        } else {
+            (status, Json(ErrorBody { error: true, message, field: self.field() })).into_response()
+        };
+        if let Some(seconds) = self.retry_after() {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.status, self.message)
+        write!(f, "{}: {}", self.status(), self.message())
     }
 }
 
@@ -131,52 +169,55 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = match self.shape {
-            Shape::Reference => {
-                let body = ErrorBody { error: true, message: self.message.into_owned(), field: self.field };
-                (self.status, Json(body)).into_response()
-            }
-            Shape::FeedMe => (self.status, Json(FeedMeErrorBody { error: self.message.into_owned() })).into_response(),
-        };
-        if let Some(seconds) = self.retry_after {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
-        }
-        response
+        self.respond(false)
+    }
+}
+
+/// An [`ApiError`] on one of feed-me's routes: the same status, feed-me's body.
+#[derive(Debug)]
+pub struct FeedMeError(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for FeedMeError {
+    fn from(error: E) -> Self {
+        Self(error.into())
+    }
+}
+
+impl IntoResponse for FeedMeError {
+    fn into_response(self) -> Response {
+        self.0.respond(true)
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     /// 503 only when PostgreSQL cannot work right now; anything else is a bug (500).
     fn from(error: sqlx::Error) -> Self {
-        if !feed_core::db::is_unavailable(&error) {
-            return ApiError::internal(&error, "postgres");
+        if feed_core::db::is_unavailable(&error) {
+            Self::store_unavailable(&error, "postgres", "Database unavailable")
+        } else {
+            Self::internal(&error, "postgres")
         }
-        metrics::counter!("feed_store_errors_total", "store" => "postgres").increment(1);
-        tracing::error!(%error, "database error");
-        ApiError::unavailable("Database unavailable")
     }
 }
 
 impl From<redis::RedisError> for ApiError {
     /// 503 only when Redis cannot work right now; anything else is a bug (500).
     fn from(error: redis::RedisError) -> Self {
-        if !feed_core::redis_pool::is_unavailable(&error) {
-            return ApiError::internal(&error, "redis");
+        if feed_core::redis_pool::is_unavailable(&error) {
+            Self::store_unavailable(&error, "redis", "Feed store unavailable")
+        } else {
+            Self::internal(&error, "redis")
         }
-        metrics::counter!("feed_store_errors_total", "store" => "redis").increment(1);
-        tracing::error!(%error, "redis error");
-        ApiError::unavailable("Feed store unavailable")
     }
 }
 
 impl From<bb8::RunError<redis::RedisError>> for ApiError {
+    /// A pool that cannot hand out a connection in time is Redis being unavailable.
     fn from(error: bb8::RunError<redis::RedisError>) -> Self {
-        if let bb8::RunError::User(error) = error {
-            return error.into();
+        match error {
+            bb8::RunError::User(error) => error.into(),
+            timeout @ bb8::RunError::TimedOut => Self::store_unavailable(&timeout, "redis", "Feed store unavailable"),
         }
-        metrics::counter!("feed_store_errors_total", "store" => "redis").increment(1);
-        tracing::error!(%error, "redis pool error");
-        ApiError::unavailable("Feed store unavailable")
     }
 }
 
@@ -192,5 +233,14 @@ mod tests {
         assert_eq!(ApiError::from(refused).status(), StatusCode::SERVICE_UNAVAILABLE);
         let script = redis::RedisError::from((redis::ErrorKind::Client, "bad script"));
         assert_eq!(ApiError::from(script).status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(ApiError::from(bb8::RunError::<redis::RedisError>::TimedOut).status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn shedding_asks_to_retry_and_internal_errors_say_nothing_more() {
+        let shed = ApiError::Overloaded("Too many writes in flight, retry shortly".into()).into_response();
+        assert_eq!(shed.headers().get(axum::http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("1"));
+        assert_eq!(ApiError::internal(&"secret detail", "api").message(), "Internal error");
+        assert_eq!(ApiError::ClientGone.status().as_u16(), 499);
     }
 }

@@ -33,7 +33,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large")
+                ApiError::PayloadTooLarge
             } else {
                 ApiError::bad_request("Bad Request")
             }

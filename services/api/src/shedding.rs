@@ -87,7 +87,7 @@ impl Shedding {
     pub fn write_slot(&self) -> Result<WriteSlot, ApiError> {
         self.writes.clone().try_acquire_owned().map(WriteSlot).map_err(|_| {
             metrics::counter!("feed_http_shed_total").increment(1);
-            ApiError::overloaded("Too many writes in flight, retry shortly")
+            ApiError::Overloaded("Too many writes in flight, retry shortly".into())
         })
     }
 
@@ -123,7 +123,7 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
         Verdict::Limited { retry_after } => {
             metrics::counter!("feed_http_rate_limited_total").increment(1);
             let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-            let mut response = ApiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, "Too many requests").into_response();
+            let mut response = ApiError::RateLimited.into_response();
             add_headers(&mut response, rate, 0, seconds);
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
             response

@@ -3,11 +3,11 @@
 
 use crate::auth::AuthUser;
 use crate::domain::{parse_object, ReactionVerb};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, FeedMeError};
 use crate::json::JsonObject;
 use crate::AppState;
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use feed_core::event::{Event, EventType, ObjectRef, UserRef};
 use serde::Serialize;
@@ -54,7 +54,7 @@ pub struct ActivityRecorded {
     ))]
 async fn create(State(state): State<AppState>, user: AuthUser, body: JsonObject) -> Result<Response, ApiError> {
     if body.0.contains_key("target") || body.0.contains_key("actor") {
-        return super::feedme::record_activity(state, user, body).await.map_err(ApiError::feed_me);
+        return Ok(super::feedme::record_activity(state, user, body).await.map_err(FeedMeError).into_response());
     }
     let NewActivity { verb, object } = NewActivity::parse(&body)?;
     let owner: Option<(i64, String)> =

@@ -99,15 +99,15 @@ pub struct Deleted {
         (status = 503, body = ErrorBody, description = "The broker or database is unavailable: nothing was recorded"),
     ))]
 async fn delete(State(state): State<AppState>, user: AuthUser, Path((kind, id)): Path<(String, String)>) -> Result<Response, ApiError> {
-    let object = crate::domain::parse_object(&format!("{kind}:{id}")).ok_or_else(|| ApiError::not_found("Object is not found"))?;
+    let object = crate::domain::parse_object(&format!("{kind}:{id}")).ok_or_else(|| ApiError::NotFound("Object is not found".into()))?;
     let owner: Option<i64> = sqlx::query_scalar("SELECT owner_id FROM objects WHERE kind = $1 AND id = $2")
         .bind(object.kind.as_str())
         .bind(object.id)
         .fetch_optional(&state.db)
         .await?;
     match owner {
-        None => return Err(ApiError::not_found("Object is not found")),
-        Some(owner) if owner != user.id => return Err(ApiError::forbidden("Only its owner can delete it")),
+        None => return Err(ApiError::NotFound("Object is not found".into())),
+        Some(owner) if owner != user.id => return Err(ApiError::Forbidden("Only its owner can delete it".into())),
         Some(_) => {}
     }
     let event = Event::new(EventType::Deleted, user.user_ref(), Some(object), None, serde_json::Value::Null);
