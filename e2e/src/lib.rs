@@ -20,7 +20,7 @@ pub mod daemons;
 use feed_core::config::{CommonConfig, ConsumerConfig};
 use feed_core::consumer::BatchSettings;
 use feed_core::event::UserRef;
-use feed_core::feed::Keys;
+use feed_core::keys::Keys;
 use feed_core::shutdown::Shutdown;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -174,7 +174,7 @@ impl Default for StackOptions {
             postgres_url: None,
             redis_url: None,
             in_process_consumers: true,
-            feed_max_len: 800,
+            feed_max_len: feed_core::feed::DEFAULT_MAX_LEN,
             limits: api::server::Limits {
                 max_connections: 1024,
                 header_read_timeout: Duration::from_secs(10),
@@ -272,6 +272,8 @@ fn service_binary(name: &str) -> std::path::PathBuf {
 
 /// One isolated installation: database, topic, groups, key prefix, and the three services.
 pub struct Stack {
+    /// What this stack's names end with (database, topics, groups, key prefix).
+    pub id: String,
     /// The settings the services share.
     pub common: CommonConfig,
     /// Base URL of the API, e.g. `http://127.0.0.1:41234`.
@@ -333,7 +335,7 @@ impl Stack {
         common.ensure_topics().await.expect("create topics");
         let db = feed_core::db::connect(&common.database_url, 4).await.expect("connect test database");
         feed_core::db::migrate(&db).await.expect("migrate");
-        let redis = feed_core::redis_pool::manager(&common.redis_url).await.expect("connect Redis");
+        let redis = feed_core::redis_pool::multiplexed(&common.redis_url).await.expect("connect Redis");
 
         let (writer, fanout) = if options.in_process_consumers {
             (
@@ -369,6 +371,7 @@ impl Stack {
         let handle = tokio::spawn(app.run(shutdown.clone()));
         Self {
             keys: Keys::new(&common.redis_key_prefix),
+            id,
             common,
             api_url,
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("HTTP client"),
@@ -406,6 +409,12 @@ impl Stack {
         ServiceProcess::start(binary, env)
     }
 
+    /// A consumer name of this stack's own (`<name>-<id>`), for a replay or a second
+    /// group, so stacks running in parallel never share one.
+    pub fn group(&self, name: &str) -> String {
+        format!("{name}-{}", self.id)
+    }
+
     /// Starts a writer in `group` (the stack's own group when it is the same name).
     pub async fn spawn_writer(&self, group: &str) -> Running {
         spawn_writer(&self.common, group).await
@@ -419,7 +428,7 @@ impl Stack {
     /// Creates a user the way the API does and returns it with its key.
     pub async fn create_user(&self, name: &str) -> (UserRef, String) {
         let name = api::domain::Username::parse(name).expect("valid test user name");
-        api::users::create_user(&self.api_state, &name, None).await.expect("create user")
+        api::users::create_user(&self.api_state.db, &self.api_state.feed, &name, None).await.expect("create user")
     }
 
     /// `GET path` with `key` (no header when `None`).

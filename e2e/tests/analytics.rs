@@ -127,8 +127,9 @@ async fn counts_survive_a_writer_crash_and_a_full_replay() {
     assert_eq!(counts(&stack, hour).await, expected(7, 21, 10));
 
     // Replay the whole topic through a fresh writer group: counts do not move.
-    let replay = stack.spawn_writer("replay").await;
-    stack.wait_applied_on(&stack.common.analytics_topic, "replay-analytics").await;
+    let group = stack.group("replay");
+    let replay = stack.spawn_writer(&group).await;
+    stack.wait_applied_on(&stack.common.analytics_topic, &format!("{group}-analytics")).await;
     assert_eq!(counts(&stack, hour).await, expected(7, 21, 10));
     assert_eq!(counts(&stack, hour - HOUR_MS).await, before.1);
     replay.stop().await;

@@ -60,7 +60,7 @@ async fn rebuilding_wiped_feeds_from_the_hypertable_gives_what_fan_out_produced(
     assert!(wiped > 0);
     assert!(snapshot(&stack).await.iter().all(|(_, m)| m.is_empty()));
 
-    let mut rebuilder = Rebuilder::new(stack.db.clone(), stack.redis.clone(), &stack.common, 800);
+    let mut rebuilder = Rebuilder::new(stack.db.clone(), stack.redis.clone(), &stack.common, stack.feed_max_len);
     let mut reported = (0, 0);
     let generation = rebuilder.rebuild(Scope::All, |done, total| reported = (done, total)).await.unwrap();
     assert!(generation.is_some(), "no other rebuild was running");
@@ -90,26 +90,28 @@ async fn lag_and_replay_from_an_offset_or_a_time() {
     let fanout_lags = admin::lag(&stores, Role::Fanout, &stack.common.fanout_group, &topic).await.unwrap();
     assert!(fanout_lags.iter().all(|l| l.lag == 0), "{fanout_lags:?}");
     // A consumer that never ran lags by everything.
-    let never = admin::lag(&stores, Role::Writer, "never-ran", &topic).await.unwrap();
+    let (never_ran, replay_time, replay_far, replay_all) =
+        (stack.group("never-ran"), stack.group("replay-time"), stack.group("replay-far"), stack.group("replay-all"));
+    let never = admin::lag(&stores, Role::Writer, &never_ran, &topic).await.unwrap();
     assert_eq!(never.iter().map(|l| l.lag).sum::<i64>(), stack.published().await);
 
     // From a time before everything: each partition's first offset. (For a time after
     // the last record Kafka answers "end"; tansu answers 0, so that case is not tested.)
     let before = chrono::Utc::now() - chrono::Duration::hours(1);
-    let from_time = admin::prepare_replay(&stores, Role::Writer, "replay-time", &topic, ReplayStart::Time(before)).await.unwrap();
+    let from_time = admin::prepare_replay(&stores, Role::Writer, &replay_time, &topic, ReplayStart::Time(before)).await.unwrap();
     assert!(from_time.iter().all(|(_, o)| *o == 0), "{from_time:?}");
-    assert_eq!(stores.applied(Role::Writer, "replay-time", &topic).await.unwrap(), from_time.iter().copied().collect());
+    assert_eq!(stores.applied(Role::Writer, &replay_time, &topic).await.unwrap(), from_time.iter().copied().collect());
     // An offset past a partition's end is clamped to it.
     let high = stack.high_watermarks().await;
-    let clamped = admin::prepare_replay(&stores, Role::Fanout, "replay-far", &topic, ReplayStart::Offset(1_000)).await.unwrap();
+    let clamped = admin::prepare_replay(&stores, Role::Fanout, &replay_far, &topic, ReplayStart::Offset(1_000)).await.unwrap();
     assert!(clamped.iter().all(|(p, o)| high[p] == *o), "{clamped:?} vs {high:?}");
-    assert_eq!(stores.applied(Role::Fanout, "replay-far", &topic).await.unwrap(), clamped.iter().copied().collect());
+    assert_eq!(stores.applied(Role::Fanout, &replay_far, &topic).await.unwrap(), clamped.iter().copied().collect());
 
-    let from_start = admin::prepare_replay(&stores, Role::Writer, "replay-all", &topic, ReplayStart::Offset(0)).await.unwrap();
+    let from_start = admin::prepare_replay(&stores, Role::Writer, &replay_all, &topic, ReplayStart::Offset(0)).await.unwrap();
     assert!(from_start.iter().all(|(_, o)| *o == 0));
     let rows_before: i64 = sqlx::query_scalar("SELECT count(*) FROM activities").fetch_one(&stack.db).await.unwrap();
-    let replay = stack.spawn_writer("replay-all").await;
-    stack.wait_applied("replay-all").await;
+    let replay = stack.spawn_writer(&replay_all).await;
+    stack.wait_applied(&replay_all).await;
     let rows_after: i64 = sqlx::query_scalar("SELECT count(*) FROM activities").fetch_one(&stack.db).await.unwrap();
     assert_eq!(rows_after, rows_before, "the replay re-applied everything idempotently");
     replay.stop().await;
@@ -122,7 +124,7 @@ async fn rotating_a_key_replaces_it_and_survives_replay() {
     let (dora, first) = stack.create_user("dora").await;
     assert_eq!(stack.get("/me", Some(&first)).await.0, StatusCode::OK);
 
-    let (user, second, recorded) = api::users::rotate_key(&stack.api_state, "dora").await.unwrap();
+    let (user, second, recorded) = api::users::rotate_key(&stack.api_state.db, &stack.api_state.feed, "dora").await.unwrap();
     assert_eq!(user, dora);
     assert!(recorded.applied);
     let (status, me) = stack.get("/me", Some(&second)).await;
@@ -134,17 +136,18 @@ async fn rotating_a_key_replaces_it_and_survives_replay() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["message"], "Key is not valid");
 
-    let (_, third, _) = api::users::rotate_key(&stack.api_state, "dora").await.unwrap();
+    let (_, third, _) = api::users::rotate_key(&stack.api_state.db, &stack.api_state.feed, "dora").await.unwrap();
     let published = stack.published().await;
-    let missing = api::users::rotate_key(&stack.api_state, "nobody").await.unwrap_err();
+    let missing = api::users::rotate_key(&stack.api_state.db, &stack.api_state.feed, "nobody").await.unwrap_err();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert_eq!(stack.published().await, published, "nothing published for an unknown user");
 
     // Replaying every rotation (older ones included) leaves the newest key in place.
     let stores = Stores::connect(&stack.common).await.unwrap();
-    admin::prepare_replay(&stores, Role::Writer, "replay-keys", &stack.common.feed_topic, ReplayStart::Offset(0)).await.unwrap();
-    let replay = stack.spawn_writer("replay-keys").await;
-    stack.wait_applied("replay-keys").await;
+    let replay_keys = stack.group("replay-keys");
+    admin::prepare_replay(&stores, Role::Writer, &replay_keys, &stack.common.feed_topic, ReplayStart::Offset(0)).await.unwrap();
+    let replay = stack.spawn_writer(&replay_keys).await;
+    stack.wait_applied(&replay_keys).await;
     replay.stop().await;
     stack.api_state.auth_cache.invalidate_all();
     assert_eq!(stack.get("/me", Some(&third)).await.0, StatusCode::OK);

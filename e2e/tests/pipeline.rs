@@ -52,10 +52,11 @@ async fn replaying_the_topic_from_the_start_changes_nothing() {
         sqlx::query_as("SELECT follower_id, followee_id FROM follows ORDER BY 1, 2").fetch_all(&stack.db).await.unwrap();
 
     // Replay into the same stores with fresh groups (everything re-applied on top).
-    let writer = stack.spawn_writer("replay-writer").await;
-    let fanout = stack.spawn_fanout("replay-fanout").await;
-    stack.wait_applied("replay-writer").await;
-    stack.wait_applied("replay-fanout").await;
+    let (writer_group, fanout_group) = (stack.group("replay-writer"), stack.group("replay-fanout"));
+    let writer = stack.spawn_writer(&writer_group).await;
+    let fanout = stack.spawn_fanout(&fanout_group).await;
+    stack.wait_applied(&writer_group).await;
+    stack.wait_applied(&fanout_group).await;
     for (key, expected) in feed_keys.iter().zip(&before) {
         assert_eq!(&stack.zset(key).await, expected, "{key} after replay on top");
     }
@@ -72,8 +73,9 @@ async fn replaying_the_topic_from_the_start_changes_nothing() {
     let pattern = format!("{}*", stack.common.redis_key_prefix);
     let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut redis).await.unwrap();
     let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut redis).await.unwrap();
-    let fanout = stack.spawn_fanout("rebuild-fanout").await;
-    stack.wait_applied("rebuild-fanout").await;
+    let rebuild_group = stack.group("rebuild-fanout");
+    let fanout = stack.spawn_fanout(&rebuild_group).await;
+    stack.wait_applied(&rebuild_group).await;
     for (key, expected) in feed_keys.iter().zip(&before) {
         assert_eq!(&stack.zset(key).await, expected, "{key} rebuilt from scratch");
     }
@@ -266,7 +268,7 @@ async fn a_record_the_database_keeps_refusing_is_dead_lettered_after_a_few_tries
     let topic = stack.common.events_topic.clone();
     // Random, so compression cannot bring it under the limit.
     let component: String = (0..100).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
-    let poison = feed_core::streams::LoggedEvent {
+    let poison = feed_core::streams::GenericEvent {
         schema_version: feed_core::event::SCHEMA_VERSION,
         id: uuid::Uuid::now_v7(),
         component,

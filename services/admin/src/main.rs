@@ -3,9 +3,11 @@
 //! variables as the services; each command connects only to what it uses.
 
 use admin::{ReplayStart, Role, Stores};
+use api::pipeline::{Publisher, ReadYourWrites, Stream};
 use clap::{Parser, Subcommand};
 use fanout::rebuild::{Rebuilder, Scope};
 use feed_core::config::CommonConfig;
+use feed_core::keys::Keys;
 use feed_core::shutdown::Shutdown;
 
 #[derive(Parser)]
@@ -28,7 +30,7 @@ enum Command {
         #[arg(long)]
         user: Option<String>,
         /// Entries kept per feed (as the fan-out's FEED_MAX_LEN).
-        #[arg(long, env = "FEED_MAX_LEN", default_value_t = 800)]
+        #[arg(long, env = "FEED_MAX_LEN", default_value_t = feed_core::feed::DEFAULT_MAX_LEN)]
         max_len: usize,
     },
     /// Set the start offsets of a consumer that is not running (a fresh name replays
@@ -62,23 +64,26 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let common = CommonConfig::from_env()?;
     match cli.command {
+        // Stdout carries only the key, for scripts: `KEY=$(feedctl create-user dora)`.
         Command::CreateUser { name } => {
             let name = api::domain::Username::parse(&name).ok_or_else(|| anyhow::anyhow!("invalid user name"))?;
-            let state = api_state().await?;
-            let (user, key) = api::users::create_user(&state, &name, None).await?;
-            println!("created user {} (id {}) with key {key}", user.name, user.id);
+            let (db, feed) = feed_writes(&common).await?;
+            let (user, key) = api::users::create_user(&db, &feed, &name, None).await?;
+            eprintln!("created user {} (id {})", user.name, user.id);
+            println!("{key}");
         }
         Command::RotateKey { name } => {
-            let state = api_state().await?;
-            let (user, key, recorded) = api::users::rotate_key(&state, &name).await?;
-            println!("rotated the key of {} (id {}); new key {key}", user.name, user.id);
+            let (db, feed) = feed_writes(&common).await?;
+            let (user, key, recorded) = api::users::rotate_key(&db, &feed, &name).await?;
+            eprintln!("rotated the key of {} (id {})", user.name, user.id);
             if !recorded.applied {
-                println!("note: the writer has not applied it yet; the new key works once it has");
+                eprintln!("note: the writer has not applied it yet; the new key works once it has");
             }
+            println!("{key}");
         }
         Command::RebuildFeeds { user, max_len } => {
             let db = feed_core::db::connect(&common.database_url, 2).await?;
-            let redis = feed_core::redis_pool::manager(&common.redis_url).await?;
+            let redis = feed_core::redis_pool::multiplexed(&common.redis_url).await?;
             let scope = match user {
                 Some(name) => Scope::Users(vec![sqlx_user_id(&db, &name).await?]),
                 None => Scope::All,
@@ -126,13 +131,17 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Acts as the API does: same settings, same way of publishing; but with pools of a
-/// tool's size, and without migrating (`feedctl migrate` does, when asked).
-async fn api_state() -> anyhow::Result<api::AppState> {
-    let mut config = api::Config::from_env()?;
-    config.common.run_migrations = false;
-    (config.db_pool_size, config.redis_pool_size) = (2, 2);
-    api::AppState::connect(&config, Shutdown::new()).await
+/// What creating a user or rotating a key needs: the database, and the feed topic
+/// published to as the API does (same timeouts), waiting for the writer only (a key
+/// works once the writer applied it). Nothing is migrated and no topic created.
+async fn feed_writes(common: &CommonConfig) -> anyhow::Result<(sqlx::PgPool, Stream)> {
+    let config = api::Config::from_env()?;
+    let db = feed_core::db::connect(&common.database_url, 2).await?;
+    let publisher = Publisher::connect(&common.kafka_brokers, config.publish_timeout)?;
+    let redis = feed_core::redis_pool::multiplexed(&common.redis_url).await?;
+    let progress = vec![Keys::new(&common.redis_key_prefix).progress(&common.writer_group, &common.feed_topic)];
+    let waits = ReadYourWrites::start(redis, progress, config.progress_poll, config.read_your_writes_timeout, Shutdown::new());
+    Ok((db, Stream::new(&common.feed_topic, publisher, waits)))
 }
 
 async fn sqlx_user_id(db: &sqlx::PgPool, name: &str) -> anyhow::Result<i64> {

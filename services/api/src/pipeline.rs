@@ -3,6 +3,9 @@
 //! fan-out for the feed topic, the writer for the others).
 
 use crate::error::ApiError;
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use feed_core::event::Envelope;
 use feed_core::progress::{self, Marks};
 use feed_core::shutdown::Shutdown;
 use feed_core::telemetry::EVENT_LOG;
@@ -10,6 +13,37 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
+
+/// Header telling whether the write was visible to reads when the answer was sent:
+/// `applied`, or `pending` when the read-your-writes bound expired.
+pub const CONSISTENCY_HEADER: &str = "x-read-your-writes";
+
+/// Header naming the event a write recorded, the id its log lines carry in every service.
+pub const EVENT_ID_HEADER: &str = "x-event-id";
+
+/// Proof that an event was acknowledged; attaches [`CONSISTENCY_HEADER`] and
+/// [`EVENT_ID_HEADER`] to a response.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// Whether the consumers the stream's reads depend on applied it before the answer.
+    pub applied: bool,
+    /// The recorded event's id.
+    pub event_id: String,
+}
+
+impl Recorded {
+    /// `body` with the consistency and event id headers.
+    pub fn respond(self, body: impl IntoResponse) -> Response {
+        let value = if self.applied { "applied" } else { "pending" };
+        let mut response = body.into_response();
+        let headers = response.headers_mut();
+        headers.insert(HeaderName::from_static(CONSISTENCY_HEADER), HeaderValue::from_static(value));
+        if let Ok(id) = HeaderValue::try_from(self.event_id) {
+            headers.insert(HeaderName::from_static(EVENT_ID_HEADER), id);
+        }
+        response
+    }
+}
 
 /// Where the broker stored an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,9 +66,9 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher over `producer`.
-    pub fn new(producer: FutureProducer) -> Self {
-        Self { producer }
+    /// A publisher to `brokers` whose sends give up after `publish_timeout` (then 503).
+    pub fn connect(brokers: &str, publish_timeout: Duration) -> anyhow::Result<Self> {
+        Ok(Self { producer: feed_core::kafka::producer(brokers, publish_timeout)? })
     }
 
     /// The underlying client, for health checks.
@@ -58,19 +92,48 @@ impl Publisher {
                 metrics::counter!("feed_events_publish_failed_total", "topic" => topic.to_string()).increment(1);
                 metrics::counter!("feed_kafka_errors_total", "client" => "producer").increment(1);
                 tracing::error!(target: EVENT_LOG, event_id, topic, %error, "not acknowledged by the broker");
-                Err(ApiError::unavailable("Event log unavailable, the change was not recorded"))
+                Err(ApiError::Unavailable("Event log unavailable, the change was not recorded".into()))
             }
         }
     }
 }
 
-/// A topic the API writes to, with the consumer groups a client's next read depends on.
+/// A topic the API writes to: its publisher, and the wait for the consumer groups a
+/// client's next read depends on.
 #[derive(Clone)]
 pub struct Stream {
+    topic: String,
+    publisher: Publisher,
+    read_your_writes: ReadYourWrites,
+}
+
+impl Stream {
+    /// `topic`, published to by `publisher`, read-your-writes by `read_your_writes`.
+    pub fn new(topic: &str, publisher: Publisher, read_your_writes: ReadYourWrites) -> Self {
+        Self { topic: topic.to_string(), publisher, read_your_writes }
+    }
+
     /// The topic.
-    pub topic: String,
-    /// Waits for the groups that make a record visible to reads.
-    pub read_your_writes: ReadYourWrites,
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The publisher, for health checks.
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    /// Publishes `envelope` (its key, headers and value as the envelope defines them)
+    /// and waits until the awaited groups applied it, at most the read-your-writes bound
+    /// or `within`, if shorter. Tools call this directly; HTTP writes go through
+    /// [`crate::AppState::record_on`], which adds the request's limits.
+    pub async fn record(&self, envelope: &impl Envelope, within: Option<Duration>) -> Result<Recorded, ApiError> {
+        let headers = envelope.headers();
+        let pairs: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
+        let position = self.publisher.publish(&self.topic, &envelope.key(), &envelope.to_bytes(), &pairs).await?;
+        let applied = self.read_your_writes.wait(position, within).await;
+        Ok(Recorded { applied, event_id: envelope.id().to_string() })
+    }
 }
 
 /// What the awaited consumer groups have applied, as last read from Redis, one

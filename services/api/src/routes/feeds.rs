@@ -19,6 +19,10 @@ use serde_json::value::RawValue;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+/// Header on `/feed/friends` answers while the feeds are being rebuilt from PostgreSQL
+/// (Redis lost them): `true`, and the page may be incomplete.
+pub const REBUILDING_HEADER: axum::http::HeaderName = axum::http::HeaderName::from_static("x-feed-rebuilding");
+
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(my_feed)).routes(routes!(friends_feed))
 }
@@ -73,7 +77,7 @@ async fn my_feed(
     rows.truncate(page.limit);
     let last = rows.last().filter(|_| has_more).map(|r| Cursor::at(r.time, r.event_id));
     let entries: Vec<FeedEntry> = rows.iter().map(ActivityRow::entry).collect();
-    metrics::counter!("feed_feed_reads_total", "feed" => "my").increment(1);
+    metrics::counter!("feed_reads_total", "feed" => "my").increment(1);
     Ok(Json(MyFeed { my_feed: entries, next_url: page.next_url("/feed/my", last) }))
 }
 
@@ -155,12 +159,12 @@ async fn friends_feed(
     let last = entries.last().filter(|_| has_more).map(|(cursor, _)| *cursor);
     let entries: Vec<&RawValue> = entries.into_iter().map(|(_, json)| json).collect();
     let body = FriendsFeed { friends_feed: entries, next_url: page.next_url("/feed/friends", last) };
-    metrics::counter!("feed_feed_reads_total", "feed" => "friends").increment(1);
+    metrics::counter!("feed_reads_total", "feed" => "friends").increment(1);
     // The entries are already JSON: written out as they are, never re-parsed into values.
     let json = serde_json::to_string(&body).map_err(|e| ApiError::internal(&e, "api"))?;
     let mut response = ([(header::CONTENT_TYPE, "application/json")], json).into_response();
     if !feeds_complete(generation.as_deref()) {
-        response.headers_mut().insert(crate::REBUILDING_HEADER, axum::http::HeaderValue::from_static("true"));
+        response.headers_mut().insert(REBUILDING_HEADER, axum::http::HeaderValue::from_static("true"));
     }
     Ok(response)
 }

@@ -48,7 +48,7 @@ async fn other_user(
     if name.as_str() == user.name {
         return Err(ApiError::bad_request(yourself));
     }
-    find_by_name(state, name.as_str()).await?.ok_or_else(|| ApiError::bad_request("User not found"))
+    find_by_name(&state.db, name.as_str()).await?.ok_or_else(|| ApiError::bad_request("User not found"))
 }
 
 pub(super) async fn is_following(state: &AppState, follower: i64, followee: i64) -> Result<bool, ApiError> {

@@ -51,7 +51,7 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
             Err(_) => false,
         }
     };
-    let producer = state.publisher.producer().clone();
+    let producer = state.feed.publisher().producer().clone();
     let kafka = async move {
         tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, PROBE_TIMEOUT).is_ok()).await.unwrap_or(false)
     };

@@ -1,0 +1,77 @@
+//! The API's settings, from environment variables (see the README's table).
+
+use crate::{server, shedding};
+use feed_core::config::{env_millis, env_or, CommonConfig};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The API's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Shared settings (stores, broker, topic, groups).
+    pub common: CommonConfig,
+    /// `LISTEN_ADDR` (default `127.0.0.1:5000`, the reference's port); port 0 picks one.
+    pub listen_addr: SocketAddr,
+    /// `PUBLISH_TIMEOUT_MS` (default 5000): how long to wait for the broker's
+    /// acknowledgement before answering 503.
+    pub publish_timeout: Duration,
+    /// `WRITE_DEADLINE_MS` (default 10000): how long a write may take in all. A write
+    /// that cannot start publishing at least `publish_timeout` before it answers 503 +
+    /// `Retry-After` (nothing recorded); the read-your-writes wait gets what is left.
+    /// Must exceed `publish_timeout`.
+    pub write_deadline: Duration,
+    /// `READ_YOUR_WRITES_TIMEOUT_MS` (default 5000): how long a write waits for the
+    /// consumer groups before answering anyway.
+    pub read_your_writes_timeout: Duration,
+    /// `PROGRESS_POLL_MS` (default 1): how often waiting writes re-read progress.
+    pub progress_poll: Duration,
+    /// `DEMO_USERS` (default false): create ivan, nico and eric with keys
+    /// abc123, abc124 and abc125 at start, if they do not exist.
+    pub demo_users: bool,
+    /// `MAX_BODY_BYTES` (default 65536): larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// `DB_POOL_SIZE` (default 16) and `REDIS_POOL_SIZE` (default 32).
+    pub db_pool_size: u32,
+    /// See `db_pool_size`.
+    pub redis_pool_size: u32,
+    /// Connection count and read timeouts (`MAX_CONNECTIONS`, `HEADER_READ_TIMEOUT_MS`,
+    /// `BODY_READ_TIMEOUT_MS`).
+    pub limits: server::Limits,
+    /// Rate limits and writes in flight (`RATE_LIMIT_PER_KEY`, `RATE_LIMIT_PER_ADDRESS`,
+    /// `MAX_PENDING_WRITES`).
+    pub shedding: shedding::Settings,
+}
+
+impl Config {
+    /// Reads the settings from the environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let publish_timeout = env_millis("PUBLISH_TIMEOUT_MS", 5000)?;
+        let write_deadline = env_millis("WRITE_DEADLINE_MS", 10_000)?;
+        anyhow::ensure!(
+            write_deadline > publish_timeout,
+            "WRITE_DEADLINE_MS ({write_deadline:?}) must exceed PUBLISH_TIMEOUT_MS ({publish_timeout:?})"
+        );
+        Ok(Self {
+            common: CommonConfig::from_env()?,
+            listen_addr: env_or("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 5000)))?,
+            publish_timeout,
+            write_deadline,
+            read_your_writes_timeout: env_millis("READ_YOUR_WRITES_TIMEOUT_MS", 5000)?,
+            progress_poll: env_millis("PROGRESS_POLL_MS", 1)?,
+            demo_users: env_or("DEMO_USERS", false)?,
+            max_body_bytes: env_or("MAX_BODY_BYTES", 64 * 1024)?,
+            db_pool_size: env_or("DB_POOL_SIZE", 16)?,
+            redis_pool_size: env_or("REDIS_POOL_SIZE", 32)?,
+            limits: server::Limits {
+                max_connections: env_or("MAX_CONNECTIONS", 1024)?,
+                header_read_timeout: env_millis("HEADER_READ_TIMEOUT_MS", 10_000)?,
+                body_read_timeout: env_millis("BODY_READ_TIMEOUT_MS", 10_000)?,
+            },
+            shedding: shedding::Settings {
+                per_key: env_or("RATE_LIMIT_PER_KEY", 0)?,
+                per_address: env_or("RATE_LIMIT_PER_ADDRESS", 0)?,
+                max_pending_writes: env_or("MAX_PENDING_WRITES", 1024)?,
+            },
+        })
+    }
+}

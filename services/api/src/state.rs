@@ -1,0 +1,98 @@
+//! What every handler can reach ([`AppState`]), and the one path every write takes.
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::pipeline::{Publisher, ReadYourWrites, Recorded, Stream};
+use crate::{auth, deadline, shedding};
+use feed_core::event::{Envelope, Event};
+use feed_core::keys::Keys;
+use feed_core::redis_pool::RedisPool;
+use feed_core::shutdown::Shutdown;
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// PostgreSQL projections (users, objects, follows, activities).
+    pub db: PgPool,
+    /// Redis, where the friends feeds live.
+    pub redis: RedisPool,
+    /// Redis key names.
+    pub keys: Keys,
+    /// Recently seen app keys.
+    pub auth_cache: auth::AuthCache,
+    /// The feed topic; reads wait on the writer and the fan-out.
+    pub feed: Stream,
+    /// The generic events topic; reads wait on the writer.
+    pub events: Stream,
+    /// The analytics topic; reads wait on the writer.
+    pub analytics: Stream,
+    /// Which hit timestamps `POST /analytics` accepts.
+    pub analytics_window: feed_core::config::TimeWindow,
+    /// Rate limits and write slots.
+    pub shedding: shedding::Shedding,
+    /// How long a publish may take (the producer's delivery timeout).
+    pub publish_timeout: Duration,
+}
+
+impl AppState {
+    /// Connects to the stores (migrating PostgreSQL if configured) and the broker, and
+    /// starts the read-your-writes waits, which stop on `shutdown`.
+    pub async fn connect(config: &Config, shutdown: Shutdown) -> anyhow::Result<Self> {
+        let common = &config.common;
+        let db = feed_core::db::connect(&common.database_url, config.db_pool_size).await?;
+        if common.run_migrations {
+            feed_core::db::migrate(&db).await?;
+        }
+        let redis = feed_core::redis_pool::pool(&common.redis_url, config.redis_pool_size).await?;
+        if let Err(error) = common.ensure_topics().await {
+            // Writes answer 503 until the broker is back; the consumers create them too.
+            tracing::warn!(error = %format!("{error:#}"), "cannot create the topics now");
+        }
+        let keys = Keys::new(&common.redis_key_prefix);
+        let publisher = Publisher::connect(&common.kafka_brokers, config.publish_timeout)?;
+        let progress_redis = feed_core::redis_pool::multiplexed(&common.redis_url).await?;
+        let stream = |topic: &str, groups: &[&str]| {
+            let progress = groups.iter().map(|group| keys.progress(group, topic)).collect();
+            let waits = ReadYourWrites::start(
+                progress_redis.clone(),
+                progress,
+                config.progress_poll,
+                config.read_your_writes_timeout,
+                shutdown.clone(),
+            );
+            Stream::new(topic, publisher.clone(), waits)
+        };
+        Ok(AppState {
+            feed: stream(&common.feed_topic, &[&common.writer_group, &common.fanout_group]),
+            events: stream(&common.events_topic, &[&common.events_writer_group()]),
+            analytics: stream(&common.analytics_topic, &[&common.analytics_writer_group()]),
+            db,
+            redis,
+            keys,
+            auth_cache: auth::auth_cache(),
+            analytics_window: common.analytics_window,
+            shedding: shedding::Shedding::new(config.shedding),
+            publish_timeout: config.publish_timeout,
+        })
+    }
+
+    /// Records a feed `event` (see [`AppState::record_on`]).
+    pub async fn record(&self, event: &Event) -> Result<Recorded, ApiError> {
+        self.record_on(&self.feed, event).await
+    }
+
+    /// Records `envelope` on `stream` for a request: every HTTP write goes through here.
+    /// It takes a write slot (503 beyond `MAX_PENDING_WRITES`), is refused if its client
+    /// hung up or its deadline leaves no time to publish, then publishes and waits for
+    /// read-your-writes within what is left of the deadline.
+    pub async fn record_on(&self, stream: &Stream, envelope: &impl Envelope) -> Result<Recorded, ApiError> {
+        let _slot = self.shedding.write_slot()?;
+        let scope = deadline::current();
+        if let Some(scope) = &scope {
+            scope.check_before_publish(self.publish_timeout)?;
+        }
+        stream.record(envelope, scope.map(|s| s.remaining())).await
+    }
+}
