@@ -18,7 +18,7 @@ pub struct Contract {
 pub fn contract() -> &'static Contract {
     static CONTRACT: OnceLock<Contract> = OnceLock::new();
     CONTRACT.get_or_init(|| Contract {
-        doc: serde_json::from_str(&api::openapi::to_json()).expect("the document is JSON"),
+        doc: serde_json::from_str(&api::routes::openapi_document()).expect("the document is JSON"),
         validators: Mutex::new(HashMap::new()),
     })
 }

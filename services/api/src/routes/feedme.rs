@@ -12,7 +12,7 @@
 
 use crate::auth::AuthUser;
 use crate::domain::{fits, Username, MAX_SHORT_TEXT};
-use crate::error::{ApiError, FeedMeErrorBody};
+use crate::error::{ApiError, FeedMeError, FeedMeErrorBody};
 use crate::json::JsonObject;
 use crate::routes::follows::is_following;
 use crate::users::find_by_name;
@@ -25,6 +25,10 @@ use feed_core::activities::{self, ActivityRow, Range, Verbs};
 use feed_core::event::{Event, EventType, UserRef};
 use feed_core::feed::{parse_member, FeedEntry};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{OneOfBuilder, Schema};
+use utoipa::openapi::{Content, Ref, RefOr};
+use utoipa::Modify;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -116,7 +120,7 @@ pub(super) async fn record_activity(state: AppState, user: AuthUser, body: JsonO
     };
     if let Some(actor) = text("actor")? {
         if actor != user.name {
-            return Err(ApiError::forbidden("You can only record your own activities: actor must be your user or absent"));
+            return Err(ApiError::Forbidden("You can only record your own activities: actor must be your user or absent".into()));
         }
     }
     let verb = text("verb")?.unwrap_or_default();
@@ -142,7 +146,7 @@ pub(super) async fn record_activity(state: AppState, user: AuthUser, body: JsonO
 /// The user named `name`, if any.
 async fn known_user(state: &AppState, name: &str) -> Result<Option<UserRef>, ApiError> {
     match Username::parse(name) {
-        Some(name) => find_by_name(state, name.as_str()).await,
+        Some(name) => find_by_name(&state.db, name.as_str()).await,
         None => Ok(None),
     }
 }
@@ -205,7 +209,7 @@ impl FeedMePage {
 
 /// The user of a path, or 404.
 async fn path_user(state: &AppState, username: &str) -> Result<UserRef, ApiError> {
-    known_user(state, username).await?.ok_or_else(|| ApiError::not_found("User not found"))
+    known_user(state, username).await?.ok_or_else(|| ApiError::NotFound("User not found".into()))
 }
 
 /// The user's activities (not follows), newest first.
@@ -223,7 +227,7 @@ async fn user_feed(
     caller: Result<AuthUser, ApiError>,
     Path(username): Path<String>,
     query: Result<Query<PageNumber>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<FeedMePage>, ApiError> {
+) -> Result<Json<FeedMePage>, FeedMeError> {
     async {
         caller?;
         let page = PageNumber::parse(query)?;
@@ -234,7 +238,7 @@ async fn user_feed(
         Ok(Json(FeedMePage::new(&format!("/feed/{}", user.name), page, entries, false)))
     }
     .await
-    .map_err(ApiError::feed_me)
+    .map_err(FeedMeError)
 }
 
 /// The activities of whom the user follows, newest first: only for the user themself.
@@ -253,12 +257,12 @@ async fn friends_feed(
     caller: Result<AuthUser, ApiError>,
     Path(username): Path<String>,
     query: Result<Query<PageNumber>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<FeedMePage>, ApiError> {
+) -> Result<Json<FeedMePage>, FeedMeError> {
     async {
         let caller = caller?;
         let page = PageNumber::parse(query)?;
         if username != caller.name {
-            return Err(ApiError::forbidden("You can only read your own friends feed"));
+            return Err(ApiError::Forbidden("You can only read your own friends feed".into()));
         }
         let start = (page - 1) * PAGE_SIZE;
         let wanted = PAGE_SIZE + 1;
@@ -282,7 +286,7 @@ async fn friends_feed(
         Ok(Json(FeedMePage::new(&format!("/feed/{}/friends", caller.name), page, entries, true)))
     }
     .await
-    .map_err(ApiError::feed_me)
+    .map_err(FeedMeError)
 }
 
 /// `{"follow": {"followee": ..., "follower": ...}}` or the same under `unfollow`.
@@ -336,12 +340,12 @@ async fn change_follows(
     caller: Result<AuthUser, ApiError>,
     Path(username): Path<String>,
     body: Result<JsonObject, ApiError>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, FeedMeError> {
     async {
         let caller = caller?;
         let body = body?;
         if username != caller.name {
-            return Err(ApiError::forbidden("You can only change whom you follow"));
+            return Err(ApiError::Forbidden("You can only change whom you follow".into()));
         }
         let (kind, name) = match (body.0.get("follow"), body.0.get("unfollow")) {
             (Some(name), None) => (EventType::Follow, name),
@@ -355,8 +359,8 @@ async fn change_follows(
         let target = known_user(&state, name).await?.ok_or_else(|| ApiError::bad_request(format!("No user named {name}")))?;
         let following = is_following(&state, caller.id, target.id).await?;
         match (kind, following) {
-            (EventType::Follow, true) => return Err(ApiError::conflict(format!("Already following {}", target.name))),
-            (EventType::Unfollow, false) => return Err(ApiError::conflict(format!("Not following {}", target.name))),
+            (EventType::Follow, true) => return Err(ApiError::Conflict(format!("Already following {}", target.name).into())),
+            (EventType::Unfollow, false) => return Err(ApiError::Conflict(format!("Not following {}", target.name).into())),
             _ => {}
         }
         let event = Event::new(kind, caller.user_ref(), None, Some(target.clone()), serde_json::Value::Null);
@@ -370,7 +374,63 @@ async fn change_follows(
         Ok(recorded.respond(Json(answer)).into_response())
     }
     .await
-    .map_err(ApiError::feed_me)
+    .map_err(FeedMeError)
+}
+
+/// Documents feed-me's error shape on its routes, and `POST /activity`'s two kinds of
+/// body. Runs after [`crate::openapi::complete`], whose answers it reshapes; the rate
+/// limiter's 429 keeps the reference shape on every route.
+pub(super) struct FeedMeDocs;
+
+impl FeedMeDocs {
+    fn one_of(names: &[&str]) -> RefOr<Schema> {
+        let mut one_of = OneOfBuilder::new();
+        for name in names {
+            one_of = one_of.item(Ref::from_schema_name(*name));
+        }
+        RefOr::T(Schema::OneOf(one_of.build()))
+    }
+
+    /// Sets the JSON schema of every error answer but 429 of `operation`.
+    fn errors(operation: &mut Operation, schema: &RefOr<Schema>) {
+        for (status, response) in &mut operation.responses.responses {
+            if let (false, RefOr::T(response)) = (status.starts_with('2') || status == "429", response) {
+                response.content.insert("application/json".to_string(), Content::new(Some(schema.clone())).into());
+            }
+        }
+    }
+}
+
+impl Modify for FeedMeDocs {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, schema) in [
+            ("FreeActivity", <FreeActivity as utoipa::PartialSchema>::schema()),
+            ("FeedMeEntry", <FeedMeEntry as utoipa::PartialSchema>::schema()),
+            ("FeedMeErrorBody", <FeedMeErrorBody as utoipa::PartialSchema>::schema()),
+        ] {
+            components.schemas.entry(name.to_string()).or_insert(schema);
+        }
+        let feed_me_error = RefOr::Ref(Ref::from_schema_name("FeedMeErrorBody"));
+        for operation in crate::openapi::operations(openapi) {
+            if operation.tags.as_ref().is_some_and(|tags| tags.iter().any(|t| t == "feed-me")) {
+                Self::errors(operation, &feed_me_error);
+            }
+        }
+        let Some(activity) = openapi.paths.paths.get_mut("/activity").and_then(|item| item.post.as_mut()) else { return };
+        if let Some(RefOr::T(body)) = &mut activity.request_body {
+            body.content.insert("application/json".to_string(), Content::new(Some(Self::one_of(&["NewActivity", "FreeActivity"]))).into());
+        }
+        if let Some(RefOr::T(ok)) = activity.responses.responses.get_mut("200") {
+            ok.content
+                .insert("application/json".to_string(), Content::new(Some(Self::one_of(&["ActivityRecorded", "FeedMeEntry"]))).into());
+        }
+        activity
+            .responses
+            .responses
+            .insert("403".to_string(), crate::openapi::error_response("A free-verb activity whose `actor` is not the key's user").into());
+        Self::errors(activity, &Self::one_of(&["ErrorBody", "FeedMeErrorBody"]));
+    }
 }
 
 #[cfg(test)]

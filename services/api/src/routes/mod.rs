@@ -6,7 +6,6 @@ mod activities;
 mod analytics;
 mod events;
 mod feedme;
-pub use feedme::{FeedMeEntry, FreeActivity};
 mod feeds;
 mod follows;
 mod health;
@@ -14,7 +13,7 @@ mod me;
 pub mod page;
 mod posts;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, FeedMeError};
 use crate::AppState;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::header;
@@ -44,7 +43,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(openapi_json))
         .split_for_parts();
     crate::openapi::complete(&mut openapi);
+    utoipa::Modify::modify(&feedme::FeedMeDocs, &mut openapi);
     (router, openapi)
+}
+
+/// The OpenAPI document as JSON, as served at `/openapi.json` and checked in as
+/// `docs/openapi.json`.
+pub fn openapi_document() -> String {
+    crate::openapi::render(&api().1)
 }
 
 /// The whole HTTP API.
@@ -58,8 +64,8 @@ pub fn router(
     let document = OpenApiJson(Bytes::from(crate::openapi::render(&openapi)));
     router
         .layer(Extension(document))
-        .fallback(|| async { ApiError::not_found("Not found") })
-        .method_not_allowed_fallback(|| async { ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "Method not allowed") })
+        .fallback(|| async { ApiError::NotFound("Not found".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(well_formed_query))
         .layer(middleware::from_fn_with_state(state.clone(), crate::shedding::rate_limit))
         .layer(middleware::from_fn(track))
@@ -107,7 +113,7 @@ async fn track(request: Request, next: Next) -> Response {
 /// parameter twice (which one would win?).
 async fn well_formed_query(request: Request, next: Next) -> Response {
     match request.uri().query().map(query_problem) {
-        Some(Some(message)) if feedme::serves(request.uri().path()) => ApiError::bad_request(message).feed_me().into_response(),
+        Some(Some(message)) if feedme::serves(request.uri().path()) => FeedMeError(ApiError::bad_request(message)).into_response(),
         Some(Some(message)) => ApiError::bad_request(message).into_response(),
         _ => next.run(request).await,
     }
@@ -140,5 +146,50 @@ mod tests {
         assert_eq!(query_problem("%FF=1").as_deref(), Some("Query string is not valid UTF-8"));
         assert_eq!(query_problem("timestamp=1&timestamp=2").as_deref(), Some("Query parameter timestamp is given more than once"));
         assert_eq!(query_problem("t%69mestamp=1&timestamp=2").as_deref(), Some("Query parameter timestamp is given more than once"));
+    }
+
+    /// `docs/openapi.json` is what downstream teams read; it must be this document.
+    /// `UPDATE_OPENAPI=1 cargo test -p api openapi` rewrites it.
+    #[test]
+    fn openapi_checked_in_copy_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+        let generated = super::openapi_document() + "\n";
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(committed == generated, "docs/openapi.json is stale: run `UPDATE_OPENAPI=1 cargo test -p api openapi` and commit it");
+    }
+
+    #[test]
+    fn openapi_documents_every_route_with_its_errors() {
+        let doc = super::api().1;
+        let paths: Vec<&str> = doc.paths.paths.keys().map(String::as_str).collect();
+        for path in [
+            "/me",
+            "/post",
+            "/activity",
+            "/follow",
+            "/unfollow",
+            "/feed/my",
+            "/feed/friends",
+            "/events",
+            "/analytics",
+            "/health",
+            "/livez",
+            "/metrics",
+            "/openapi.json",
+        ] {
+            assert!(paths.contains(&path), "{path} missing from {paths:?}");
+        }
+        let me = doc.paths.paths["/me"].get.as_ref().unwrap();
+        assert!(me.responses.responses.contains_key("401"));
+        let post = doc.paths.paths["/post"].post.as_ref().unwrap();
+        let utoipa::openapi::RefOr::T(ok) = &post.responses.responses["200"] else { panic!("inline response") };
+        assert!(ok.headers.contains_key("X-Event-Id"));
+        let utoipa::openapi::RefOr::T(bad) = &post.responses.responses["400"] else { panic!("inline response") };
+        assert!(bad.description.contains("Key is missing"));
+        assert!(bad.description.contains("Must be json request"));
+        assert!(post.responses.responses.contains_key("413"));
     }
 }
