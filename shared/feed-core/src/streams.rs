@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 /// A generic application event (the activity-service reference), keyed by `email`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LoggedEvent {
+pub struct GenericEvent {
     /// Envelope version.
     pub schema_version: u16,
     /// Unique id, returned to the client as `id`; consumers deduplicate on it.
@@ -30,7 +30,15 @@ pub struct LoggedEvent {
     pub created_at: DateTime<Utc>,
 }
 
-impl Envelope for LoggedEvent {
+impl GenericEvent {
+    /// A new event of the current schema version, stamped now.
+    pub fn new(component: String, data: serde_json::Value, email: String, environment: String, message: String) -> Self {
+        let created_at = crate::event::truncate_to_micros(Utc::now());
+        Self { schema_version: SCHEMA_VERSION, id: Uuid::now_v7(), component, data, email, environment, message, created_at }
+    }
+}
+
+impl Envelope for GenericEvent {
     /// The event's email.
     fn key(&self) -> String {
         self.email.clone()

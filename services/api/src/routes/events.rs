@@ -11,11 +11,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use feed_core::event::SCHEMA_VERSION;
-use feed_core::streams::LoggedEvent;
+use feed_core::generic_events;
+use feed_core::streams::GenericEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::{Postgres, QueryBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -75,8 +74,8 @@ pub struct StoredEvent {
     created_at: String,
 }
 
-impl From<LoggedEvent> for StoredEvent {
-    fn from(event: LoggedEvent) -> Self {
+impl From<GenericEvent> for StoredEvent {
+    fn from(event: GenericEvent) -> Self {
         Self {
             id: event.id,
             component: event.component,
@@ -123,16 +122,7 @@ fn parse_email(raw: &str) -> Option<String> {
     ))]
 async fn create(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {
     let NewEvent { component, data, email, environment, message } = NewEvent::parse(&body)?;
-    let event = LoggedEvent {
-        schema_version: SCHEMA_VERSION,
-        id: Uuid::now_v7(),
-        component,
-        data,
-        email,
-        environment,
-        message,
-        created_at: feed_core::event::truncate_to_micros(Utc::now()),
-    };
+    let event = GenericEvent::new(component, data, email, environment, message);
     let recorded = state.record_on(&state.events, &event).await?;
     Ok(recorded.respond((StatusCode::CREATED, Json(StoredEvent::from(event)))))
 }
@@ -179,23 +169,6 @@ fn parse_from_date(raw: &str) -> Option<DateTime<Utc>> {
     parsed.and_then(client_time)
 }
 
-/// `LIKE` pattern matching `needle` anywhere, with its wildcards escaped.
-fn contains_pattern(needle: &str) -> String {
-    let escaped = needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    format!("%{escaped}%")
-}
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    time: DateTime<Utc>,
-    id: Uuid,
-    component: String,
-    data: sqlx::types::Json<Value>,
-    email: String,
-    environment: String,
-    message: String,
-}
-
 /// Generic events, newest first, filtered.
 #[utoipa::path(get, path = "/events", operation_id = "list_events", tag = "events", params(Filters),
     responses(
@@ -221,25 +194,16 @@ async fn list(
     };
     let page = Page::parse(filters.cursor.as_deref(), filters.limit.as_deref())?;
     let limit = page.limit as i64;
-
-    let mut sql: QueryBuilder<'_, Postgres> =
-        QueryBuilder::new("SELECT time, id, component, data, email, environment, message FROM generic_events WHERE true");
-    for (column, value) in [("email", &filters.email), ("environment", &filters.environment), ("component", &filters.component)] {
-        if let Some(value) = nonempty(value) {
-            sql.push(format_args!(" AND {column} = ")).push_bind(value);
-        }
-    }
-    if let Some(message) = nonempty(&filters.message) {
-        sql.push(" AND message LIKE ").push_bind(contains_pattern(&message));
-    }
-    if let Some(from) = from_date {
-        sql.push(" AND time >= ").push_bind(from);
-    }
-    if let Some(cursor) = page.after {
-        sql.push(" AND (time, id) < (").push_bind(cursor.time()).push(", ").push_bind(cursor.id).push(")");
-    }
-    sql.push(" ORDER BY time DESC, id DESC LIMIT ").push_bind(limit + 1);
-    let mut rows: Vec<Row> = sql.build_query_as().fetch_all(&state.db).await?;
+    let filter = generic_events::Filter {
+        email: nonempty(&filters.email),
+        environment: nonempty(&filters.environment),
+        component: nonempty(&filters.component),
+        message_contains: nonempty(&filters.message),
+        from: from_date,
+        after: page.after.and_then(Cursor::position),
+        limit: limit + 1,
+    };
+    let mut rows = generic_events::list(&state.db, &filter).await?;
 
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
@@ -259,26 +223,12 @@ async fn list(
                     params.push((name, v));
                 }
             }
-            params.push(("cursor", Cursor::at(last.time, last.id).encode()));
+            params.push(("cursor", Cursor::at(last.created_at, last.id).encode()));
             let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
             format!("/events?{}", query.join("&"))
         }
     };
-    let events: Vec<StoredEvent> = rows
-        .into_iter()
-        .map(|r| {
-            StoredEvent::from(LoggedEvent {
-                schema_version: SCHEMA_VERSION,
-                id: r.id,
-                component: r.component,
-                data: r.data.0,
-                email: r.email,
-                environment: r.environment,
-                message: r.message,
-                created_at: r.time,
-            })
-        })
-        .collect();
+    let events: Vec<StoredEvent> = rows.into_iter().map(StoredEvent::from).collect();
     Ok(Json(EventsPage { events, next_url }))
 }
 
@@ -316,11 +266,6 @@ mod tests {
         for bad in ["ade", "ade@", "@gmail.com", "ade@gmail", "a b@gmail.com", "ade@@gmail.com"] {
             assert_eq!(parse_email(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn like_patterns_escape_wildcards() {
-        assert_eq!(contains_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
     }
 
     #[test]
