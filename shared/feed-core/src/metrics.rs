@@ -7,7 +7,6 @@
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -34,16 +33,15 @@ pub fn render() -> String {
 }
 
 /// Serves `GET /metrics`, `GET /livez` and `GET /health` (503 naming the stalled
-/// partitions of this process's consumers, see [`crate::health`]) on `addr` until
+/// partitions of this process's consumers, see [`crate::health`]) on `listener` until
 /// `shutdown`.
-pub async fn serve(addr: SocketAddr, shutdown: crate::shutdown::Shutdown) -> anyhow::Result<()> {
+pub async fn serve(listener: tokio::net::TcpListener, shutdown: crate::shutdown::Shutdown) -> anyhow::Result<()> {
     handle();
     let router = Router::new()
         .route("/metrics", get(|| async { render() }))
         .route("/livez", get(|| async { "ok" }))
         .route("/health", get(consumer_health));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "metrics listening");
+    tracing::info!(addr = %listener.local_addr()?, "metrics listening");
     axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     Ok(())
 }
