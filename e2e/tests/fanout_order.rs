@@ -10,7 +10,7 @@ use fanout::FeedSink;
 use feed_core::config::CommonConfig;
 use feed_core::consumer::{Record, Sink, Stored};
 use feed_core::event::{Event, EventType, ObjectKind, ObjectRef, UserRef};
-use feed_core::feed::Keys;
+use feed_core::keys::Keys;
 use std::collections::HashMap;
 
 fn user(id: i64) -> UserRef {
@@ -41,7 +41,7 @@ struct Feeds {
 impl Feeds {
     async fn new(max_len: usize) -> Self {
         let infra = e2e::infra();
-        let redis = feed_core::redis_pool::manager(&infra.redis_url).await.expect("Redis");
+        let redis = feed_core::redis_pool::multiplexed(&infra.redis_url).await.expect("Redis");
         let common = CommonConfig {
             database_url: infra.postgres_url.clone(),
             redis_url: infra.redis_url.clone(),

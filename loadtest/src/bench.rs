@@ -6,7 +6,7 @@ use crate::seed::{bar, key_for, Seeder};
 use feed_core::config::CommonConfig;
 use feed_core::consumer::{Record, Sink};
 use feed_core::event::{Event, EventType, ObjectKind, ObjectRef, UserRef};
-use feed_core::feed::Keys;
+use feed_core::keys::Keys;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -106,7 +106,7 @@ pub async fn run(config: &BenchConfig) -> anyhow::Result<Report> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(512).build()?;
     let url = config.api_url.clone();
     let keys = Keys::new(&common.redis_key_prefix);
-    let mut redis = feed_core::redis_pool::manager(&common.redis_url).await?;
+    let mut redis = feed_core::redis_pool::multiplexed(&common.redis_url).await?;
 
     // Users: authors, the small and big readers, and the accounts the big reader follows
     // (which also follow every author, so each post fans out to them all).

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use feed_core::config::CommonConfig;
-use feed_core::feed::Keys;
+use feed_core::keys::Keys;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::HashMap;
@@ -42,7 +42,7 @@ impl Stores {
         Ok(Self {
             brokers: common.kafka_brokers.clone(),
             db: feed_core::db::connect(&common.database_url, 2).await?,
-            redis: feed_core::redis_pool::manager(&common.redis_url).await?,
+            redis: feed_core::redis_pool::multiplexed(&common.redis_url).await?,
             keys: Keys::new(&common.redis_key_prefix),
         })
     }

@@ -23,7 +23,8 @@
 use crate::rebuild::Rebuilder;
 use feed_core::consumer::{first_offset, Record, Sink, Stored};
 use feed_core::event::{Event, EventType};
-use feed_core::feed::{self, Keys};
+use feed_core::feed;
+use feed_core::keys::Keys;
 use redis::aio::ConnectionManager;
 use redis::Script;
 use std::collections::HashMap;

@@ -12,7 +12,7 @@ pub mod rebuild;
 use feed_core::config::{env_millis, env_or, CommonConfig, ConsumerConfig};
 use feed_core::consumer::{BatchConsumer, BatchSettings};
 use feed_core::event::Event;
-use feed_core::feed::Keys;
+use feed_core::keys::Keys;
 use feed_core::shutdown::Shutdown;
 
 pub use feeds::FeedSink;
@@ -26,7 +26,7 @@ pub struct Config {
     pub consumer: ConsumerConfig,
     /// `FANOUT_BATCH_SIZE` (default 500) and `FANOUT_LINGER_MS` (default 2).
     pub batch: BatchSettings,
-    /// Entries kept per feed, `FEED_MAX_LEN` (default 800).
+    /// Entries kept per feed, `FEED_MAX_LEN` (default [`feed_core::feed::DEFAULT_MAX_LEN`]).
     pub feed_max_len: usize,
 }
 
@@ -37,7 +37,7 @@ impl Config {
             common: CommonConfig::from_env()?,
             consumer: ConsumerConfig::from_env()?,
             batch: BatchSettings { max_records: env_or("FANOUT_BATCH_SIZE", 500)?, linger: env_millis("FANOUT_LINGER_MS", 2)? },
-            feed_max_len: env_or("FEED_MAX_LEN", 800)?,
+            feed_max_len: env_or("FEED_MAX_LEN", feed_core::feed::DEFAULT_MAX_LEN)?,
         })
     }
 }
@@ -57,7 +57,7 @@ impl Application {
         if common.run_migrations {
             feed_core::db::migrate(&db).await?;
         }
-        let redis = feed_core::redis_pool::manager(&common.redis_url).await?;
+        let redis = feed_core::redis_pool::multiplexed(&common.redis_url).await?;
         if let Err(error) = common.ensure_topics().await {
             tracing::warn!(error = %format!("{error:#}"), "cannot create the topics now; consuming once they exist");
         }

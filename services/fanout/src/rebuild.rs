@@ -17,7 +17,8 @@
 use chrono::{DateTime, Utc};
 use feed_core::activities::{self, Range, Verbs};
 use feed_core::config::CommonConfig;
-use feed_core::feed::{feeds_complete, follow_version, score, Keys, REBUILDING};
+use feed_core::feed::{feeds_complete, follow_version, score, REBUILDING};
+use feed_core::keys::Keys;
 use redis::aio::ConnectionManager;
 use redis::Script;
 use sqlx::PgPool;

@@ -55,7 +55,7 @@ ON CONFLICT (hour) DO UPDATE SET
 impl Table<AnalyticsHit> for AnalyticsTable {
     const NAME: &'static str = "analytics_hits";
 
-    fn partition_times(&self, hits: &[&AnalyticsHit]) -> Vec<DateTime<Utc>> {
+    fn row_times(&self, hits: &[&AnalyticsHit]) -> Vec<DateTime<Utc>> {
         let now = Utc::now();
         hits.iter().map(|h| h.timestamp).filter(|t| self.window.contains(now, *t)).collect()
     }

@@ -20,7 +20,7 @@ fn activities<'a>(events: &[&'a Event]) -> Vec<&'a Event> {
 impl Table<Event> for FeedTable {
     const NAME: &'static str = "activities";
 
-    fn partition_times(&self, events: &[&Event]) -> Vec<DateTime<Utc>> {
+    fn row_times(&self, events: &[&Event]) -> Vec<DateTime<Utc>> {
         activities(events).iter().map(|e| e.time).collect()
     }
 

@@ -3,22 +3,22 @@
 
 use crate::sink::{Table, Tx};
 use chrono::{DateTime, Utc};
-use feed_core::streams::LoggedEvent;
+use feed_core::streams::GenericEvent;
 use sqlx::types::Json;
 use uuid::Uuid;
 
 /// Writes generic events.
 #[derive(Default)]
-pub struct EventsTable;
+pub struct GenericEventsTable;
 
-impl Table<LoggedEvent> for EventsTable {
+impl Table<GenericEvent> for GenericEventsTable {
     const NAME: &'static str = "generic_events";
 
-    fn partition_times(&self, events: &[&LoggedEvent]) -> Vec<DateTime<Utc>> {
+    fn row_times(&self, events: &[&GenericEvent]) -> Vec<DateTime<Utc>> {
         events.iter().map(|e| e.created_at).collect()
     }
 
-    async fn write(&mut self, tx: &mut Tx<'_>, events: &[&LoggedEvent]) -> anyhow::Result<u64> {
+    async fn write(&mut self, tx: &mut Tx<'_>, events: &[&GenericEvent]) -> anyhow::Result<u64> {
         let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.created_at).collect();
         let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
         let components: Vec<&str> = events.iter().map(|e| e.component.as_str()).collect();

@@ -6,14 +6,14 @@
 //! own table without waiting for the broker:
 //! - feed events → the `activities` hypertable plus the projections the API reads
 //!   (`users`, `objects`, `follows`) ([`feed`]);
-//! - generic events → `generic_events` ([`events`]);
+//! - generic events → `generic_events` ([`generic_events`]);
 //! - analytics hits → `analytics_hits` and the hourly rollup ([`analytics`]).
 
 pub mod analytics;
-pub mod events;
 pub mod feed;
+pub mod generic_events;
+mod native_partitions;
 pub mod offsets;
-mod partitions;
 pub mod sink;
 
 /// Whether `error` says PostgreSQL cannot work right now (see
@@ -25,9 +25,9 @@ pub(crate) fn is_unavailable(error: &anyhow::Error) -> bool {
 use feed_core::config::{env_millis, env_or, CommonConfig, ConsumerConfig};
 use feed_core::consumer::{BatchConsumer, BatchSettings};
 use feed_core::event::Event;
-use feed_core::feed::Keys;
+use feed_core::keys::Keys;
 use feed_core::shutdown::Shutdown;
-use feed_core::streams::{AnalyticsHit, LoggedEvent};
+use feed_core::streams::{AnalyticsHit, GenericEvent};
 use sink::{PgSink, Table};
 use sqlx::PgPool;
 
@@ -73,7 +73,7 @@ impl Application {
         if common.run_migrations {
             feed_core::db::migrate(&pool).await?;
         }
-        let redis = feed_core::redis_pool::manager(&common.redis_url).await?;
+        let redis = feed_core::redis_pool::multiplexed(&common.redis_url).await?;
         if let Err(error) = common.ensure_topics().await {
             tracing::warn!(error = %format!("{error:#}"), "cannot create the topics now; consuming once they exist");
         }
@@ -87,7 +87,7 @@ impl Application {
         let (events_group, analytics_group) = (common.events_writer_group(), common.analytics_writer_group());
         tokio::try_join!(
             self.consume::<Event, _>(&common.writer_group, &common.feed_topic, feed::FeedTable, &shutdown),
-            self.consume::<LoggedEvent, _>(&events_group, &common.events_topic, events::EventsTable, &shutdown),
+            self.consume::<GenericEvent, _>(&events_group, &common.events_topic, generic_events::GenericEventsTable, &shutdown),
             self.consume::<AnalyticsHit, _>(
                 &analytics_group,
                 &common.analytics_topic,

@@ -8,11 +8,11 @@ use std::collections::HashSet;
 /// Remembers which (table, day) partitions are known to exist, so the database is asked
 /// once per day of data rather than once per batch.
 #[derive(Default)]
-pub struct Partitions {
+pub struct NativePartitions {
     ensured: HashSet<(&'static str, DateTime<Utc>)>,
 }
 
-impl Partitions {
+impl NativePartitions {
     /// Makes sure `table` has a partition for each of `times`.
     pub async fn ensure(&mut self, pool: &PgPool, table: &'static str, times: &[DateTime<Utc>]) -> sqlx::Result<()> {
         for &time in times {

@@ -2,8 +2,8 @@
 //! writes the rows through a [`Table`], and stores the next offsets. Once it commits,
 //! the progress marks the API's read-your-writes waits on are raised in Redis.
 
+use crate::native_partitions::NativePartitions;
 use crate::offsets;
-use crate::partitions::Partitions;
 use chrono::{DateTime, Utc};
 use feed_core::consumer::{first_offset, Record, Sink, Stored};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -21,7 +21,7 @@ pub trait Table<T>: Send {
 
     /// The times of the rows `records` add to [`Table::NAME`] whose native partitions
     /// must exist (rows outside them land in the table's default partition).
-    fn partition_times(&self, records: &[&T]) -> Vec<DateTime<Utc>>;
+    fn row_times(&self, records: &[&T]) -> Vec<DateTime<Utc>>;
 
     /// Writes the rows of `records` in `tx`, idempotently; the number of records written.
     fn write(&mut self, tx: &mut Tx<'_>, records: &[&T]) -> impl Future<Output = anyhow::Result<u64>> + Send;
@@ -33,7 +33,7 @@ pub struct PgSink<W> {
     consumer: String,
     topic: String,
     table: W,
-    partitions: Partitions,
+    partitions: NativePartitions,
     redis: redis::aio::ConnectionManager,
     progress_key: String,
 }
@@ -47,7 +47,7 @@ impl<W> PgSink<W> {
             consumer: consumer.to_string(),
             topic: topic.to_string(),
             table,
-            partitions: Partitions::default(),
+            partitions: NativePartitions::default(),
             redis,
             progress_key,
         }
@@ -65,7 +65,7 @@ impl<T: Sync, W: Table<T>> Sink<T> for PgSink<W> {
         let partitions: Vec<i32> = next.iter().map(|(p, _)| *p).collect();
         let rows: Vec<&T> = records.iter().map(|r| &r.event).collect();
         // Native partitions are made outside the batch's transaction (a no-op on hypertables).
-        self.partitions.ensure(&self.pool, W::NAME, &self.table.partition_times(&rows)).await?;
+        self.partitions.ensure(&self.pool, W::NAME, &self.table.row_times(&rows)).await?;
         let mut tx = self.pool.begin().await?;
         let stored = offsets::lock(&mut tx, &self.consumer, &self.topic, &partitions).await?;
         if moved(&stored, records, next) {

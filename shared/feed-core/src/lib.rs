@@ -4,8 +4,10 @@
 //! holds what more than one of those stages must agree on:
 //!
 //! - [`event`]: the versioned event envelope, the public contract of the topics;
-//! - [`feed`]: how a feed entry looks and where it lives in Redis;
+//! - [`feed`]: how a feed entry looks and how the fan-out stores it;
+//! - [`keys`]: the names of every Redis key;
 //! - [`activities`]: the feed queries on the `activities` hypertable;
+//! - [`generic_events`]: the listing query on the `generic_events` hypertable;
 //! - [`progress`]: the offsets each consumer group has applied, which the API waits on
 //!   to give clients read-your-writes;
 //! - [`streams`]: the envelopes of the generic-event and analytics streams;
@@ -20,8 +22,10 @@ pub mod consumer;
 pub mod db;
 pub mod event;
 pub mod feed;
+pub mod generic_events;
 pub mod health;
 pub mod kafka;
+pub mod keys;
 pub mod metrics;
 pub mod process;
 pub mod progress;
