@@ -11,7 +11,7 @@
 //! Every answer a test sees through a [`Stack`]'s helpers is checked against the API's
 //! OpenAPI document ([`contract`]).
 //!
-//! Every [`Stack`] is isolated: its own database, topic, consumer groups and Redis key
+//! Every [`Stack`] is isolated: its own database, topics, consumer names and Redis key
 //! prefix, so tests run in parallel.
 
 pub mod contract;

@@ -21,7 +21,7 @@ pub struct Config {
     /// Must exceed `publish_timeout`.
     pub write_deadline: Duration,
     /// `READ_YOUR_WRITES_TIMEOUT_MS` (default 5000): how long a write waits for the
-    /// consumer groups before answering anyway.
+    /// consumers before answering anyway.
     pub read_your_writes_timeout: Duration,
     /// `PROGRESS_POLL_MS` (default 1): how often waiting writes re-read progress.
     pub progress_poll: Duration,

@@ -98,7 +98,7 @@ impl Publisher {
     }
 }
 
-/// A topic the API writes to: its publisher, and the wait for the consumer groups a
+/// A topic the API writes to: its publisher, and the wait for the consumers a
 /// client's next read depends on.
 #[derive(Clone)]
 pub struct Stream {
@@ -136,11 +136,11 @@ impl Stream {
     }
 }
 
-/// What the awaited consumer groups have applied, as last read from Redis, one
+/// What the awaited consumers have applied, as last read from Redis, one
 /// [`Marks`] per group.
 type Applied = Vec<Marks>;
 
-/// Waits for the consumer groups to apply a published position.
+/// Waits for the consumers to apply a published position.
 ///
 /// One background task polls the groups' progress marks in Redis, only while someone is
 /// waiting, and broadcasts them; any number of requests wait on that one poll.

@@ -25,7 +25,7 @@ pub fn env_millis(name: &str, default_ms: u64) -> anyhow::Result<Duration> {
 }
 
 /// Settings every service shares: where the stores and the broker are, and the names
-/// that tie the stages together (topic, consumer groups, Redis key prefix).
+/// that tie the stages together (topics, consumer names, Redis key prefix).
 #[derive(Clone, Debug)]
 pub struct CommonConfig {
     /// PostgreSQL / TimescaleDB connection string (`DATABASE_URL`).
@@ -43,11 +43,12 @@ pub struct CommonConfig {
     pub events_topic: String,
     /// Topic carrying analytics hits (`ANALYTICS_TOPIC`).
     pub analytics_topic: String,
-    /// Consumer group of the writer on the feed topic (`WRITER_GROUP`); on the other
+    /// The writer's name on the feed topic (`WRITER_GROUP`), under which it keeps its
+    /// offsets and progress (not a Kafka consumer group: see [`Assignment`]); on the other
     /// topics it uses this name with `-events` / `-analytics` appended. The API waits on
     /// their progress.
     pub writer_group: String,
-    /// Consumer group of the fan-out (`FANOUT_GROUP`); the API waits on its progress.
+    /// The fan-out's name (`FANOUT_GROUP`), like `writer_group`; the API waits on its progress.
     pub fanout_group: String,
     /// Whether this service applies pending migrations at start (`RUN_MIGRATIONS`).
     pub run_migrations: bool,

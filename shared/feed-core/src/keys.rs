@@ -83,7 +83,7 @@ impl Keys {
         format!("{}fanout:rebuild-lock", self.prefix)
     }
 
-    /// Hash partition → next offset to apply, for one consumer group on one topic.
+    /// Hash partition → next offset to apply, for one named consumer on one topic.
     pub fn progress(&self, group: &str, topic: &str) -> String {
         format!("{}progress:{}:{}", self.prefix, group, topic)
     }

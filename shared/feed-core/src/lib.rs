@@ -8,7 +8,7 @@
 //! - [`keys`]: the names of every Redis key;
 //! - [`activities`]: the feed queries on the `activities` hypertable;
 //! - [`generic_events`]: the listing query on the `generic_events` hypertable;
-//! - [`progress`]: the offsets each consumer group has applied, which the API waits on
+//! - [`progress`]: the offsets each consumer has applied, which the API waits on
 //!   to give clients read-your-writes;
 //! - [`streams`]: the envelopes of the generic-event and analytics streams;
 //! - [`consumer`]: the loop every consumer runs, its sinks owning the offsets;

@@ -1,4 +1,5 @@
-//! Pipeline progress: each consumer group records, per partition, the next offset it has
+//! Pipeline progress: each named consumer (`WRITER_GROUP`, `FANOUT_GROUP`: names, not
+//! Kafka consumer groups) records, per partition, the next offset it has
 //! not yet applied. The API compares the offset its write was acknowledged at with these
 //! marks to give a client read-your-writes without bypassing the pipeline.
 
@@ -30,7 +31,7 @@ where
     pipe.query_async::<()>(conn).await
 }
 
-/// The marks of one consumer group: partition → next offset to apply.
+/// The marks of one consumer: partition → next offset to apply.
 pub type Marks = HashMap<i32, i64>;
 
 /// Reads the marks stored under `key`.
