@@ -17,7 +17,7 @@
 pub mod contract;
 pub mod daemons;
 
-use feed_core::config::{CommonConfig, ConsumerConfig};
+use feed_core::config::{CommonConfig, ConsumerConfig, FeedSettings};
 use feed_core::consumer::BatchSettings;
 use feed_core::event::UserRef;
 use feed_core::keys::Keys;
@@ -35,8 +35,10 @@ use tokio::task::JoinHandle;
 pub struct Infra {
     /// A PostgreSQL URL; stacks create their databases on that server.
     pub postgres_url: String,
-    /// Redis URL.
+    /// Redis URL (with `redis_cluster`, the cluster's seed nodes, comma-separated).
     pub redis_url: String,
+    /// Whether Redis is a Redis Cluster (`REDIS_CLUSTER=true`).
+    pub redis_cluster: bool,
     /// Kafka bootstrap servers.
     pub brokers: String,
 }
@@ -48,8 +50,9 @@ pub fn infra() -> &'static Infra {
     INFRA.get_or_init(|| {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let (postgres_url, redis_url, brokers) = (env("DATABASE_URL"), env("REDIS_URL"), env("KAFKA_BROKERS"));
+        let redis_cluster = env("REDIS_CLUSTER").is_some_and(|v| v == "true");
         if let (Some(postgres_url), Some(redis_url), Some(brokers)) = (&postgres_url, &redis_url, &brokers) {
-            return Infra { postgres_url: postgres_url.clone(), redis_url: redis_url.clone(), brokers: brokers.clone() };
+            return Infra { postgres_url: postgres_url.clone(), redis_url: redis_url.clone(), redis_cluster, brokers: brokers.clone() };
         }
         containers::start(postgres_url, redis_url, brokers)
     })
@@ -104,7 +107,7 @@ mod containers {
                         format!("127.0.0.1:{port}")
                     }
                 };
-                tx.send(Infra { postgres_url, redis_url, brokers }).expect("harness waits for the infra");
+                tx.send(Infra { postgres_url, redis_url, redis_cluster: false, brokers }).expect("harness waits for the infra");
                 std::future::pending::<()>().await;
                 drop(keep);
             });
@@ -153,8 +156,8 @@ pub struct StackOptions {
     pub redis_url: Option<String>,
     /// Start a writer and a fan-out in-process (crash tests start processes instead).
     pub in_process_consumers: bool,
-    /// The fan-out's `FEED_MAX_LEN`.
-    pub feed_max_len: usize,
+    /// How the fan-out keeps feeds (and the API catches readers up).
+    pub feed: FeedSettings,
     /// The API's connection limits and read timeouts.
     pub limits: api::server::Limits,
     /// The API's rate limits and write slots.
@@ -174,7 +177,7 @@ impl Default for StackOptions {
             postgres_url: None,
             redis_url: None,
             in_process_consumers: true,
-            feed_max_len: feed_core::feed::DEFAULT_MAX_LEN,
+            feed: FeedSettings::default(),
             limits: api::server::Limits {
                 max_connections: 1024,
                 header_read_timeout: Duration::from_secs(10),
@@ -283,7 +286,7 @@ pub struct Stack {
     /// This stack's database.
     pub db: PgPool,
     /// Redis.
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: feed_core::redis_client::Redis,
     /// Redis key names under this stack's prefix.
     pub keys: Keys,
     /// The API's state, to act as the API does (create users).
@@ -294,8 +297,8 @@ pub struct Stack {
     pub writer: Option<Running>,
     /// The fan-out.
     pub fanout: Option<Running>,
-    /// The fan-out's `FEED_MAX_LEN`.
-    pub feed_max_len: usize,
+    /// How the fan-out keeps feeds.
+    pub feed: FeedSettings,
 }
 
 impl Stack {
@@ -317,6 +320,7 @@ impl Stack {
         let common = CommonConfig {
             database_url: with_database(&postgres_url, &database),
             redis_url: options.redis_url.clone().unwrap_or_else(|| infra.redis_url.clone()),
+            redis_cluster: options.redis_url.is_none() && infra.redis_cluster,
             redis_key_prefix: format!("test:{id}:"),
             kafka_brokers: options.brokers.clone().unwrap_or_else(|| infra.brokers.clone()),
             feed_topic: format!("feed-{id}"),
@@ -335,13 +339,10 @@ impl Stack {
         common.ensure_topics().await.expect("create topics");
         let db = feed_core::db::connect(&common.database_url, 4).await.expect("connect test database");
         feed_core::db::migrate(&db).await.expect("migrate");
-        let redis = feed_core::redis_pool::multiplexed(&common.redis_url).await.expect("connect Redis");
+        let redis = common.redis().await.expect("connect Redis");
 
         let (writer, fanout) = if options.in_process_consumers {
-            (
-                Some(spawn_writer(&common, &common.writer_group).await),
-                Some(spawn_fanout(&common, &common.fanout_group, options.feed_max_len).await),
-            )
+            (Some(spawn_writer(&common, &common.writer_group).await), Some(spawn_fanout(&common, &common.fanout_group, options.feed).await))
         } else {
             (None, None)
         };
@@ -356,11 +357,10 @@ impl Stack {
             publish_timeout: options.publish_timeout,
             write_deadline: options.write_deadline,
             read_your_writes_timeout: options.read_your_writes_timeout,
-            progress_poll: Duration::from_millis(1),
             demo_users: options.demo_users,
             max_body_bytes: 64 * 1024,
             db_pool_size: 8,
-            redis_pool_size: 8,
+            feed: options.feed,
             limits: options.limits,
             shedding: options.shedding,
         };
@@ -381,7 +381,7 @@ impl Stack {
             api: Some(Running { shutdown, handle }),
             writer,
             fanout,
-            feed_max_len: options.feed_max_len,
+            feed: options.feed,
         }
     }
 
@@ -398,7 +398,9 @@ impl Stack {
         let mut env: Vec<(String, String)> = common.to_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         for (k, v) in [
             ("METRICS_ADDR", "127.0.0.1:0".to_string()),
-            ("FEED_MAX_LEN", self.feed_max_len.to_string()),
+            ("FEED_MAX_LEN", self.feed.max_len.to_string()),
+            ("HOT_AUTHOR_FOLLOWERS", self.feed.hot_followers.to_string()),
+            ("FEED_ACTIVE_HOURS", (self.feed.active_for.as_secs() / 3600).to_string()),
             ("WRITER_BATCH_SIZE", "200".to_string()),
             ("FANOUT_BATCH_SIZE", "200".to_string()),
             ("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string())),
@@ -422,7 +424,7 @@ impl Stack {
 
     /// Starts a fan-out in `group`.
     pub async fn spawn_fanout(&self, group: &str) -> Running {
-        spawn_fanout(&self.common, group, self.feed_max_len).await
+        spawn_fanout(&self.common, group, self.feed).await
     }
 
     /// Creates a user the way the API does and returns it with its key.
@@ -586,7 +588,7 @@ impl Stack {
     }
 
     /// All members of a Redis sorted set, with scores.
-    pub async fn zset(&self, key: &str) -> Vec<(String, i64)> {
+    pub async fn zset(&self, key: &str) -> Vec<(Vec<u8>, i64)> {
         redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut self.redis.clone()).await.expect("ZRANGE")
     }
 
@@ -626,10 +628,10 @@ async fn spawn_writer(common: &CommonConfig, group: &str) -> Running {
     Running { shutdown, handle }
 }
 
-async fn spawn_fanout(common: &CommonConfig, group: &str, feed_max_len: usize) -> Running {
+async fn spawn_fanout(common: &CommonConfig, group: &str, feed: FeedSettings) -> Running {
     let mut common = common.clone();
     common.fanout_group = group.to_string();
-    let config = fanout::Config { common, consumer: ConsumerConfig::default(), batch: settings(), feed_max_len };
+    let config = fanout::Config { common, consumer: ConsumerConfig::default(), batch: settings(), feed };
     let app = fanout::Application::build(config).await.expect("build fan-out");
     let shutdown = Shutdown::new();
     let handle = tokio::spawn(app.run(shutdown.clone()));

@@ -8,7 +8,8 @@
 
 use e2e::daemons::{self, Crash};
 use e2e::{ServiceProcess, Stack, StackOptions};
-use feed_core::feed::parse_member;
+use feed_core::config::FeedSettings;
+use feed_core::feed::EntryRef;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -31,7 +32,7 @@ async fn start(options: StackOptions) -> (Stack, ServiceProcess, ServiceProcess)
         in_process_consumers: false,
         // Writes answer "pending" quickly while a consumer is down, so the load goes on.
         read_your_writes_timeout: Duration::from_millis(300),
-        feed_max_len: 100_000,
+        feed: FeedSettings { max_len: 100_000, ..FeedSettings::default() },
         ..options
     };
     let stack = Stack::start_with(options).await;
@@ -146,14 +147,14 @@ async fn check_exactly_once(stack: &Stack, posted: &Posted) {
             .collect();
         let expected: HashSet<String> =
             stored.iter().filter(|(_, (author, _))| followees.contains(author)).map(|(id, _)| id.to_string()).collect();
-        let members: Vec<String> = redis::cmd("ZRANGE")
+        let members: Vec<Vec<u8>> = redis::cmd("ZRANGE")
             .arg(stack.keys.friends(follower))
             .arg(0)
             .arg(-1)
             .query_async(&mut stack.redis.clone())
             .await
             .expect("ZRANGE");
-        let ids: Vec<String> = members.iter().filter_map(|m| parse_member(m)).map(|m| m.event_id.to_string()).collect();
+        let ids: Vec<String> = members.iter().filter_map(|m| EntryRef::parse(m)).map(|m| m.event_id.to_string()).collect();
         let unique: HashSet<String> = ids.iter().cloned().collect();
         assert_eq!(ids.len(), unique.len(), "user {follower}'s feed holds an event twice");
         let missing: Vec<_> = expected.difference(&unique).collect();
@@ -252,7 +253,7 @@ async fn redis_losing_everything_mid_load_rebuilds_the_feeds() {
 async fn rebuilding_while_the_fan_out_runs_keeps_every_entry() {
     let (stack, writer, fanout) = start(StackOptions::default()).await;
     let load = Load::start(&stack);
-    let mut rebuilder = fanout::rebuild::Rebuilder::new(stack.db.clone(), stack.redis.clone(), &stack.common, stack.feed_max_len);
+    let mut rebuilder = fanout::rebuild::Rebuilder::new(stack.db.clone(), stack.redis.clone(), &stack.common, stack.feed);
     let mut rebuilds = 0;
     for _ in 0..5 {
         pause().await;

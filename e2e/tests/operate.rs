@@ -10,17 +10,25 @@ use serde_json::json;
 
 const KEYS: [&str; 3] = ["abc123", "abc124", "abc125"];
 
-async fn snapshot(stack: &Stack) -> Vec<(String, Vec<String>)> {
+/// What the fan-out keeps for the demo users: feeds and authored sets (refs and
+/// scores), bodies, followers with their versions, and whom each follows.
+async fn snapshot(stack: &Stack) -> Vec<(String, Vec<Vec<u8>>)> {
     let mut redis = stack.redis.clone();
     let mut out = Vec::new();
     for id in 1..=3 {
-        for key in [stack.keys.friends(id), stack.keys.authored(id)] {
-            let members: Vec<String> =
+        let k = &stack.keys;
+        for key in [k.friends(id), k.authored(id)] {
+            let members: Vec<Vec<u8>> =
                 redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut redis).await.unwrap();
             out.push((key, members));
         }
-        let key = stack.keys.followers(id);
-        let mut members: Vec<String> = redis::cmd("SMEMBERS").arg(&key).query_async(&mut redis).await.unwrap();
+        for key in [k.bodies(id), k.follower_versions(id), k.following(id)] {
+            let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL").arg(&key).query_async(&mut redis).await.unwrap();
+            pairs.sort();
+            out.push((key, pairs.into_iter().flat_map(|(f, v)| [f, v]).collect()));
+        }
+        let key = k.followers(id);
+        let mut members: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg(&key).query_async(&mut redis).await.unwrap();
         members.sort();
         out.push((key, members));
     }
@@ -49,7 +57,7 @@ async fn rebuilding_wiped_feeds_from_the_hypertable_gives_what_fan_out_produced(
 
     let mut redis = stack.redis.clone();
     let mut wiped = 0;
-    for pattern in ["feed:friends:*", "authored:*", "followers:*"] {
+    for pattern in ["feed:*", "authored:*", "bodies:*", "followers:*", "follower-versions:*", "following:*"] {
         let keys: Vec<String> =
             redis::cmd("KEYS").arg(format!("{}{pattern}", stack.common.redis_key_prefix)).query_async(&mut redis).await.unwrap();
         if !keys.is_empty() {
@@ -60,7 +68,7 @@ async fn rebuilding_wiped_feeds_from_the_hypertable_gives_what_fan_out_produced(
     assert!(wiped > 0);
     assert!(snapshot(&stack).await.iter().all(|(_, m)| m.is_empty()));
 
-    let mut rebuilder = Rebuilder::new(stack.db.clone(), stack.redis.clone(), &stack.common, stack.feed_max_len);
+    let mut rebuilder = Rebuilder::new(stack.db.clone(), stack.redis.clone(), &stack.common, stack.feed);
     let mut reported = (0, 0);
     let generation = rebuilder.rebuild(Scope::All, |done, total| reported = (done, total)).await.unwrap();
     assert!(generation.is_some(), "no other rebuild was running");

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)] // a test may panic on what it did not expect
 
 use e2e::{Stack, StackOptions};
+use feed_core::config::FeedSettings;
 use futures::stream::{self, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -304,7 +305,8 @@ async fn a_record_the_database_keeps_refusing_is_dead_lettered_after_a_few_tries
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_friends_feed_continues_from_postgresql_past_what_redis_keeps() {
     // Redis keeps 5 entries per feed; nico posts 12 after ivan follows him, and eric 2.
-    let stack = Stack::start_with(StackOptions { feed_max_len: 5, ..StackOptions::default() }).await;
+    let stack =
+        Stack::start_with(StackOptions { feed: FeedSettings { max_len: 5, ..FeedSettings::default() }, ..StackOptions::default() }).await;
     assert_eq!(stack.post("/follow", IVAN, json!({"follow": "nico"})).await.0, StatusCode::OK);
     assert_eq!(stack.post("/follow", IVAN, json!({"follow": "eric"})).await.0, StatusCode::OK);
     for i in 0..12 {

@@ -106,7 +106,7 @@ pub async fn run(config: &BenchConfig) -> anyhow::Result<Report> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(512).build()?;
     let url = config.api_url.clone();
     let keys = Keys::new(&common.redis_key_prefix);
-    let mut redis = feed_core::redis_pool::multiplexed(&common.redis_url).await?;
+    let mut redis = common.redis().await?;
 
     // Users: authors, the small and big readers, and the accounts the big reader follows
     // (which also follow every author, so each post fans out to them all).
@@ -411,7 +411,7 @@ async fn fanout_cost(
     config: &BenchConfig,
     seeder: &Seeder,
     http: &reqwest::Client,
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut feed_core::redis_client::Redis,
     keys: &Keys,
 ) -> anyhow::Result<Vec<(usize, f64)>> {
     let mut out = Vec::new();
@@ -449,10 +449,11 @@ async fn fanout_cost(
 
 /// The writer's own sink (rows and offsets in one transaction) on batches of growing
 /// size, rows/s. Offsets go under a scratch consumer name, removed afterwards.
-async fn writer_by_batch(seeder: &Seeder, redis: &redis::aio::ConnectionManager, rows: usize) -> anyhow::Result<Vec<(usize, f64)>> {
+async fn writer_by_batch(seeder: &Seeder, redis: &feed_core::redis_client::Redis, rows: usize) -> anyhow::Result<Vec<(usize, f64)>> {
     const SCRATCH: &str = "bench-writer-by-batch";
     let table = writer::feed::FeedTable;
-    let mut writer = writer::sink::PgSink::new(seeder.db.clone(), SCRATCH, SCRATCH, table, redis.clone(), format!("{SCRATCH}:progress"));
+    let scratch_keys = Keys::new(format!("{SCRATCH}:"));
+    let mut writer = writer::sink::PgSink::new(seeder.db.clone(), SCRATCH, SCRATCH, table, redis.clone(), &scratch_keys);
     let user = UserRef { id: -2, name: "bench_batch".into() };
     let mut out = Vec::new();
     for batch in [1usize, 10, 100, 1000] {
@@ -476,7 +477,7 @@ async fn writer_by_batch(seeder: &Seeder, redis: &redis::aio::ConnectionManager,
             writer.apply(chunk, &next).await?;
         }
         sqlx::query("DELETE FROM consumer_offsets WHERE consumer = $1").bind(SCRATCH).execute(&seeder.db).await?;
-        redis::cmd("DEL").arg(format!("{SCRATCH}:progress")).query_async::<()>(&mut redis.clone()).await?;
+        redis::cmd("DEL").arg(scratch_keys.progress(SCRATCH, SCRATCH)).query_async::<()>(&mut redis.clone()).await?;
         out.push((batch, total as f64 / t.elapsed().as_secs_f64()));
         sqlx::query("DELETE FROM activities WHERE actor_id = -2").execute(&seeder.db).await?;
         sqlx::query("DELETE FROM objects WHERE owner_id = -2").execute(&seeder.db).await?;

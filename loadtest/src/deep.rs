@@ -85,7 +85,7 @@ pub async fn run(config: &DeepConfig) -> anyhow::Result<DeepReport> {
     seeder.wait_applied(&config.common, &config.common.fanout_group, "fan-out").await?;
 
     let keys = feed_core::keys::Keys::new(&config.common.redis_key_prefix);
-    let mut redis = feed_core::redis_pool::multiplexed(&config.common.redis_url).await?;
+    let mut redis = config.common.redis().await?;
     let redis_entries: i64 = redis::cmd("ZCARD").arg(keys.friends(reader.id)).query_async(&mut redis).await?;
     let activities: i64 = sqlx::query_scalar("SELECT count(*) FROM activities").fetch_one(&seeder.db).await?;
 

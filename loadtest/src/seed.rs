@@ -99,7 +99,7 @@ impl Seeder {
 
     /// Waits until `group` has applied everything on the feed topic, showing progress.
     pub async fn wait_applied(&self, common: &CommonConfig, group: &str, label: &str) -> anyhow::Result<()> {
-        let mut redis = feed_core::redis_pool::multiplexed(&common.redis_url).await?;
+        let mut redis = common.redis().await?;
         let key = feed_core::keys::Keys::new(&common.redis_key_prefix).progress(group, &common.feed_topic);
         let high = high_watermarks(&common.kafka_brokers, &common.feed_topic).await?;
         let total: i64 = high.values().sum();

@@ -31,7 +31,7 @@ pub struct Stores {
     /// The writer's database.
     pub db: sqlx::PgPool,
     /// The fan-out's Redis.
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: feed_core::redis_client::Redis,
     /// Redis key names.
     pub keys: Keys,
 }
@@ -42,7 +42,7 @@ impl Stores {
         Ok(Self {
             brokers: common.kafka_brokers.clone(),
             db: feed_core::db::connect(&common.database_url, 2).await?,
-            redis: feed_core::redis_pool::multiplexed(&common.redis_url).await?,
+            redis: common.redis().await?,
             keys: Keys::new(&common.redis_key_prefix),
         })
     }

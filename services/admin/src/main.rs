@@ -3,7 +3,7 @@
 //! variables as the services; each command connects only to what it uses.
 
 use admin::{ReplayStart, Role, Stores};
-use api::pipeline::{Publisher, ReadYourWrites, Stream};
+use api::pipeline::{Progress, Publisher, ReadYourWrites, Stream};
 use clap::{Parser, Subcommand};
 use fanout::rebuild::{Rebuilder, Scope};
 use feed_core::config::CommonConfig;
@@ -26,12 +26,10 @@ enum Command {
     RotateKey { name: String },
     /// Rebuild Redis feeds from the hypertable: one user's, or everyone's. Safe while the
     /// fan-out runs: it pauses, then re-applies what it applied past the rebuild's snapshot.
+    /// Reads the fan-out's FEED_MAX_LEN and HOT_AUTHOR_FOLLOWERS.
     RebuildFeeds {
         #[arg(long)]
         user: Option<String>,
-        /// Entries kept per feed (as the fan-out's FEED_MAX_LEN).
-        #[arg(long, env = "FEED_MAX_LEN", default_value_t = feed_core::feed::DEFAULT_MAX_LEN)]
-        max_len: usize,
     },
     /// Set the start offsets of a consumer that is not running (a fresh name replays
     /// into the same stores); then start a writer or fan-out with WRITER_GROUP /
@@ -81,14 +79,14 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("{key}");
         }
-        Command::RebuildFeeds { user, max_len } => {
+        Command::RebuildFeeds { user } => {
             let db = feed_core::db::connect(&common.database_url, 2).await?;
-            let redis = feed_core::redis_pool::multiplexed(&common.redis_url).await?;
+            let redis = common.redis().await?;
             let scope = match user {
                 Some(name) => Scope::Users(vec![sqlx_user_id(&db, &name).await?]),
                 None => Scope::All,
             };
-            let mut rebuilder = Rebuilder::new(db, redis, &common, max_len);
+            let mut rebuilder = Rebuilder::new(db, redis, &common, feed_core::config::FeedSettings::from_env()?);
             let bar = indicatif::ProgressBar::new(0);
             let rebuilt = rebuilder
                 .rebuild(scope, |done, total| {
@@ -138,9 +136,12 @@ async fn feed_writes(common: &CommonConfig) -> anyhow::Result<(sqlx::PgPool, Str
     let config = api::Config::from_env()?;
     let db = feed_core::db::connect(&common.database_url, 2).await?;
     let publisher = Publisher::connect(&common.kafka_brokers, config.publish_timeout)?;
-    let redis = feed_core::redis_pool::multiplexed(&common.redis_url).await?;
-    let progress = vec![Keys::new(&common.redis_key_prefix).progress(&common.writer_group, &common.feed_topic)];
-    let waits = ReadYourWrites::start(redis, progress, config.progress_poll, config.read_your_writes_timeout, Shutdown::new());
+    let redis = common.redis().await?;
+    let keys = Keys::new(&common.redis_key_prefix);
+    let writer = vec![keys.progress(&common.writer_group, &common.feed_topic)];
+    let subscriber = feed_core::redis_client::subscriber_client(&common.redis_url)?;
+    let progress = Progress::start(subscriber, redis, keys.progress_channel(), writer.clone(), Shutdown::new());
+    let waits = ReadYourWrites::new(progress, writer, config.read_your_writes_timeout);
     Ok((db, Stream::new(&common.feed_topic, publisher, waits)))
 }
 

@@ -1,7 +1,7 @@
 //! The API's settings, from environment variables (see the README's table).
 
 use crate::{server, shedding};
-use feed_core::config::{env_millis, env_or, CommonConfig};
+use feed_core::config::{env_millis, env_or, CommonConfig, FeedSettings};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,17 +23,16 @@ pub struct Config {
     /// `READ_YOUR_WRITES_TIMEOUT_MS` (default 5000): how long a write waits for the
     /// consumers before answering anyway.
     pub read_your_writes_timeout: Duration,
-    /// `PROGRESS_POLL_MS` (default 1): how often waiting writes re-read progress.
-    pub progress_poll: Duration,
     /// `DEMO_USERS` (default false): create ivan, nico and eric with keys
     /// abc123, abc124 and abc125 at start, if they do not exist.
     pub demo_users: bool,
     /// `MAX_BODY_BYTES` (default 65536): larger bodies get 413.
     pub max_body_bytes: usize,
-    /// `DB_POOL_SIZE` (default 16) and `REDIS_POOL_SIZE` (default 32).
+    /// `DB_POOL_SIZE` (default 16).
     pub db_pool_size: u32,
-    /// See `db_pool_size`.
-    pub redis_pool_size: u32,
+    /// How the fan-out keeps the feeds (`FEED_MAX_LEN`, `HOT_AUTHOR_FOLLOWERS`,
+    /// `FEED_ACTIVE_HOURS`): the API catches returning readers up by them.
+    pub feed: FeedSettings,
     /// Connection count and read timeouts (`MAX_CONNECTIONS`, `HEADER_READ_TIMEOUT_MS`,
     /// `BODY_READ_TIMEOUT_MS`).
     pub limits: server::Limits,
@@ -57,11 +56,10 @@ impl Config {
             publish_timeout,
             write_deadline,
             read_your_writes_timeout: env_millis("READ_YOUR_WRITES_TIMEOUT_MS", 5000)?,
-            progress_poll: env_millis("PROGRESS_POLL_MS", 1)?,
             demo_users: env_or("DEMO_USERS", false)?,
             max_body_bytes: env_or("MAX_BODY_BYTES", 64 * 1024)?,
             db_pool_size: env_or("DB_POOL_SIZE", 16)?,
-            redis_pool_size: env_or("REDIS_POOL_SIZE", 32)?,
+            feed: FeedSettings::from_env()?,
             limits: server::Limits {
                 max_connections: env_or("MAX_CONNECTIONS", 1024)?,
                 header_read_timeout: env_millis("HEADER_READ_TIMEOUT_MS", 10_000)?,

@@ -203,20 +203,10 @@ impl From<sqlx::Error> for ApiError {
 impl From<redis::RedisError> for ApiError {
     /// 503 only when Redis cannot work right now; anything else is a bug (500).
     fn from(error: redis::RedisError) -> Self {
-        if feed_core::redis_pool::is_unavailable(&error) {
+        if feed_core::redis_client::is_unavailable(&error) {
             Self::store_unavailable(&error, "redis", "Feed store unavailable")
         } else {
             Self::internal(&error, "redis")
-        }
-    }
-}
-
-impl From<bb8::RunError<redis::RedisError>> for ApiError {
-    /// A pool that cannot hand out a connection in time is Redis being unavailable.
-    fn from(error: bb8::RunError<redis::RedisError>) -> Self {
-        match error {
-            bb8::RunError::User(error) => error.into(),
-            timeout @ bb8::RunError::TimedOut => Self::store_unavailable(&timeout, "redis", "Feed store unavailable"),
         }
     }
 }
@@ -233,7 +223,6 @@ mod tests {
         assert_eq!(ApiError::from(refused).status(), StatusCode::SERVICE_UNAVAILABLE);
         let script = redis::RedisError::from((redis::ErrorKind::Client, "bad script"));
         assert_eq!(ApiError::from(script).status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(ApiError::from(bb8::RunError::<redis::RedisError>::TimedOut).status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

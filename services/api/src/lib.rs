@@ -13,6 +13,7 @@ pub mod config;
 pub mod deadline;
 pub mod domain;
 pub mod error;
+pub mod friends;
 pub mod json;
 pub mod openapi;
 pub mod pipeline;

@@ -7,12 +7,15 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use feed_core::event::Envelope;
 use feed_core::progress::{self, Marks};
+use feed_core::redis_client::Redis;
 use feed_core::shutdown::Shutdown;
 use feed_core::telemetry::EVENT_LOG;
+use futures::StreamExt;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 /// Header telling whether the write was visible to reads when the answer was sent:
 /// `applied`, or `pending` when the read-your-writes bound expired.
@@ -132,78 +135,116 @@ impl Stream {
         let pairs: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
         let position = self.publisher.publish(&self.topic, &envelope.key(), &envelope.to_bytes(), &pairs).await?;
         let applied = self.read_your_writes.wait(position, within).await;
+        if !applied {
+            metrics::counter!("feed_read_your_writes_expired_total").increment(1);
+            tracing::warn!(?position, "read-your-writes wait expired");
+        }
         Ok(Recorded { applied, event_id: envelope.id().to_string() })
     }
-}
 
-/// What the awaited consumers have applied, as last read from Redis, one
-/// [`Marks`] per group.
-type Applied = Vec<Marks>;
-
-/// Waits for the consumers to apply a published position.
-///
-/// One background task polls the groups' progress marks in Redis, only while someone is
-/// waiting, and broadcasts them; any number of requests wait on that one poll.
-#[derive(Clone)]
-pub struct ReadYourWrites {
-    applied: watch::Sender<Applied>,
-    wake: Arc<Notify>,
-    timeout: Duration,
-}
-
-impl ReadYourWrites {
-    /// Starts the poller; it reads the progress marks under `keys` (one per consumer
-    /// group to wait for) every `poll` while requests wait, and stops on `shutdown`.
-    pub fn start(redis: redis::aio::ConnectionManager, keys: Vec<String>, poll: Duration, timeout: Duration, shutdown: Shutdown) -> Self {
-        let (applied, _) = watch::channel(Applied::default());
-        let wake = Arc::new(Notify::new());
-        let this = Self { applied, wake, timeout };
-        tokio::spawn(this.clone().poll(redis, keys, poll, shutdown));
-        this
+    /// Waits until the consumers this stream's reads depend on have applied every
+    /// record below `next` on `partition`, at most `within`; `true` if they did.
+    pub async fn wait_applied(&self, partition: i32, next: i64, within: Duration) -> bool {
+        next <= 0 || self.read_your_writes.wait(Position { partition, offset: next - 1 }, Some(within)).await
     }
+}
 
-    async fn poll(self, mut redis: redis::aio::ConnectionManager, keys: Vec<String>, interval: Duration, shutdown: Shutdown) {
-        loop {
-            if self.applied.receiver_count() == 0 {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = self.wake.notified() => {},
-                }
-            }
+/// What every consumer has applied, as last announced: progress key → marks.
+type Applied = HashMap<String, Marks>;
+
+/// What the consumers have applied, kept current by their announcements on the progress
+/// channel (see `feed_core::progress`). One subscription per API process serves every
+/// wait; nothing is polled. At every (re)subscription the marks are read once, which
+/// covers what was announced while it was not listening.
+#[derive(Clone)]
+pub struct Progress {
+    applied: watch::Receiver<Applied>,
+}
+
+impl Progress {
+    /// Subscribes to `channel` through `subscriber`, reading `keys` with `redis` at every
+    /// (re)subscription; stops on `shutdown`.
+    pub fn start(subscriber: redis::Client, redis: Redis, channel: String, keys: Vec<String>, shutdown: Shutdown) -> Self {
+        let (sender, applied) = watch::channel(Applied::default());
+        tokio::spawn(listen(subscriber, redis, channel, keys, sender, shutdown));
+        Self { applied }
+    }
+}
+
+/// The subscription's life: subscribe, read the marks, follow the announcements;
+/// after any failure, again.
+async fn listen(
+    subscriber: redis::Client,
+    mut redis: Redis,
+    channel: String,
+    keys: Vec<String>,
+    applied: watch::Sender<Applied>,
+    shutdown: Shutdown,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let listened = async {
+            let mut pubsub = subscriber.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
             let mut pipe = redis::pipe();
             for key in &keys {
                 pipe.hgetall(key);
             }
-            match pipe.query_async::<Applied>(&mut redis).await {
-                Ok(applied) => {
-                    self.applied.send_replace(applied);
+            let read: Vec<Marks> = pipe.query_async(&mut redis).await?;
+            applied.send_modify(|applied| applied.extend(keys.iter().cloned().zip(read)));
+            backoff = Duration::from_millis(100);
+            let mut messages = pubsub.on_message();
+            while let Some(message) = messages.next().await {
+                let Ok(text) = message.get_payload::<String>() else { continue };
+                if let Some((key, marks)) = progress::parse_announcement(&text) {
+                    if keys.iter().any(|k| k == key) {
+                        applied.send_modify(|applied| applied.entry(key.to_string()).or_default().extend(marks));
+                    }
                 }
-                Err(error) => tracing::warn!(%error, "cannot read pipeline progress"),
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {},
-            }
+            Ok::<(), redis::RedisError>(())
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            ended = listened => match ended {
+                Ok(()) => tracing::warn!("progress subscription ended; subscribing again"),
+                Err(error) => tracing::warn!(%error, retry_in = ?backoff, "cannot follow pipeline progress"),
+            },
         }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {},
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Waits for the consumers a stream's reads depend on to apply a published position.
+#[derive(Clone)]
+pub struct ReadYourWrites {
+    progress: Progress,
+    keys: Arc<Vec<String>>,
+    timeout: Duration,
+}
+
+impl ReadYourWrites {
+    /// Waits on the consumers whose progress keys are `keys`, at most `timeout`.
+    pub fn new(progress: Progress, keys: Vec<String>, timeout: Duration) -> Self {
+        Self { progress, keys: Arc::new(keys), timeout }
     }
 
-    /// Waits until every awaited group has applied `position`, at most the
+    /// Waits until every awaited consumer has applied `position`, at most the
     /// configured bound (or `within`, if shorter: what is left of the request's
     /// deadline). `true` if they did; `false` when the bound expired (the event is
     /// still durable in the log and will be applied, only later).
     pub async fn wait(&self, position: Position, within: Option<Duration>) -> bool {
         let bound = within.map_or(self.timeout, |within| within.min(self.timeout));
-        let mut applied = self.applied.subscribe();
-        self.wake.notify_one();
+        let mut applied = self.progress.applied.clone();
+        let keys = self.keys.clone();
         let done = |applied: &Applied| {
-            !applied.is_empty() && applied.iter().all(|marks| progress::covers(marks, position.partition, position.offset))
+            keys.iter().all(|key| applied.get(key).is_some_and(|marks| progress::covers(marks, position.partition, position.offset)))
         };
-        let result = tokio::time::timeout(bound, applied.wait_for(done)).await;
-        let applied = matches!(result, Ok(Ok(_)));
-        if !applied {
-            metrics::counter!("feed_read_your_writes_expired_total").increment(1);
-            tracing::warn!(?position, timeout = ?bound, "read-your-writes wait expired");
-        }
-        applied
+        let waited = tokio::time::timeout(bound, applied.wait_for(done)).await;
+        matches!(waited, Ok(Ok(_)))
     }
 }

@@ -2,11 +2,12 @@
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::pipeline::{Publisher, ReadYourWrites, Recorded, Stream};
+use crate::pipeline::{Progress, Publisher, ReadYourWrites, Recorded, Stream};
 use crate::{auth, deadline, shedding};
+use feed_core::config::FeedSettings;
 use feed_core::event::{Envelope, Event};
 use feed_core::keys::Keys;
-use feed_core::redis_pool::RedisPool;
+use feed_core::redis_client::Redis;
 use feed_core::shutdown::Shutdown;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -16,8 +17,10 @@ use std::time::Duration;
 pub struct AppState {
     /// PostgreSQL projections (users, objects, follows, activities).
     pub db: PgPool,
-    /// Redis, where the friends feeds live.
-    pub redis: RedisPool,
+    /// Redis, where the friends feeds live (one multiplexed connection, or a cluster's).
+    pub redis: Redis,
+    /// How the fan-out keeps the feeds (for catching a returning reader up).
+    pub feed_settings: FeedSettings,
     /// Redis key names.
     pub keys: Keys,
     /// Recently seen app keys.
@@ -45,31 +48,35 @@ impl AppState {
         if common.run_migrations {
             feed_core::db::migrate(&db).await?;
         }
-        let redis = feed_core::redis_pool::pool(&common.redis_url, config.redis_pool_size).await?;
+        let redis = common.redis().await?;
         if let Err(error) = common.ensure_topics().await {
             // Writes answer 503 until the broker is back; the consumers create them too.
             tracing::warn!(error = %format!("{error:#}"), "cannot create the topics now");
         }
         let keys = Keys::new(&common.redis_key_prefix);
         let publisher = Publisher::connect(&common.kafka_brokers, config.publish_timeout)?;
-        let progress_redis = feed_core::redis_pool::multiplexed(&common.redis_url).await?;
-        let stream = |topic: &str, groups: &[&str]| {
-            let progress = groups.iter().map(|group| keys.progress(group, topic)).collect();
-            let waits = ReadYourWrites::start(
-                progress_redis.clone(),
-                progress,
-                config.progress_poll,
-                config.read_your_writes_timeout,
-                shutdown.clone(),
-            );
-            Stream::new(topic, publisher.clone(), waits)
+        let awaited = [
+            (&common.feed_topic, vec![common.writer_group.clone(), common.fanout_group.clone()]),
+            (&common.events_topic, vec![common.events_writer_group()]),
+            (&common.analytics_topic, vec![common.analytics_writer_group()]),
+        ];
+        let progress_keys: Vec<Vec<String>> =
+            awaited.iter().map(|(topic, groups)| groups.iter().map(|group| keys.progress(group, topic)).collect()).collect();
+        let subscriber = feed_core::redis_client::subscriber_client(&common.redis_url)?;
+        let progress = Progress::start(subscriber, redis.clone(), keys.progress_channel(), progress_keys.concat(), shutdown);
+        let mut streams = awaited.iter().zip(progress_keys).map(|((topic, _), progress_keys)| {
+            Stream::new(topic, publisher.clone(), ReadYourWrites::new(progress.clone(), progress_keys, config.read_your_writes_timeout))
+        });
+        let (Some(feed), Some(events), Some(analytics)) = (streams.next(), streams.next(), streams.next()) else {
+            anyhow::bail!("three streams");
         };
         Ok(AppState {
-            feed: stream(&common.feed_topic, &[&common.writer_group, &common.fanout_group]),
-            events: stream(&common.events_topic, &[&common.events_writer_group()]),
-            analytics: stream(&common.analytics_topic, &[&common.analytics_writer_group()]),
+            feed,
+            events,
+            analytics,
             db,
             redis,
+            feed_settings: config.feed,
             keys,
             auth_cache: auth::auth_cache(),
             analytics_window: common.analytics_window,

@@ -1,15 +1,19 @@
 //! Fan-out: topic → Redis.
 //!
 //! Fan-out on write: a post, like or share by X is added to the friends feed (a sorted
-//! set scored by time) of every follower of X, so reading a friends feed is one Redis
-//! call. Following X copies X's recent entries into the follower's feed; unfollowing
-//! removes them. See [`feeds`] for why this is exact under concurrency, crashes and
-//! replay, and [`rebuild`] for how the feeds come back when Redis loses them.
+//! set of compact refs scored by time) of every active follower of X, so reading a
+//! friends feed is a Redis read or two. Following X copies X's recent entries into the
+//! follower's feed; unfollowing removes them. Authors with very many followers are not
+//! pushed but merged in at read time ([`hot`]). See [`feeds`] for why this is exact
+//! under concurrency, crashes and replay, [`scripts`] for each step, and [`rebuild`]
+//! for how the feeds come back when Redis loses them.
 
 pub mod feeds;
+pub mod hot;
 pub mod rebuild;
+pub mod scripts;
 
-use feed_core::config::{env_millis, env_or, CommonConfig, ConsumerConfig};
+use feed_core::config::{env_millis, env_or, CommonConfig, ConsumerConfig, FeedSettings};
 use feed_core::consumer::{BatchConsumer, BatchSettings};
 use feed_core::event::Event;
 use feed_core::keys::Keys;
@@ -26,8 +30,8 @@ pub struct Config {
     pub consumer: ConsumerConfig,
     /// `FANOUT_BATCH_SIZE` (default 500) and `FANOUT_LINGER_MS` (default 2).
     pub batch: BatchSettings,
-    /// Entries kept per feed, `FEED_MAX_LEN` (default [`feed_core::feed::DEFAULT_MAX_LEN`]).
-    pub feed_max_len: usize,
+    /// How feeds are kept (`FEED_MAX_LEN`, `HOT_AUTHOR_FOLLOWERS`, `FEED_ACTIVE_HOURS`).
+    pub feed: FeedSettings,
 }
 
 impl Config {
@@ -37,7 +41,7 @@ impl Config {
             common: CommonConfig::from_env()?,
             consumer: ConsumerConfig::from_env()?,
             batch: BatchSettings { max_records: env_or("FANOUT_BATCH_SIZE", 500)?, linger: env_millis("FANOUT_LINGER_MS", 2)? },
-            feed_max_len: env_or("FEED_MAX_LEN", feed_core::feed::DEFAULT_MAX_LEN)?,
+            feed: FeedSettings::from_env()?,
         })
     }
 }
@@ -57,14 +61,14 @@ impl Application {
         if common.run_migrations {
             feed_core::db::migrate(&db).await?;
         }
-        let redis = feed_core::redis_pool::multiplexed(&common.redis_url).await?;
+        let redis = common.redis().await?;
         if let Err(error) = common.ensure_topics().await {
             tracing::warn!(error = %format!("{error:#}"), "cannot create the topics now; consuming once they exist");
         }
         let keys = Keys::new(&common.redis_key_prefix);
-        let rebuilder = rebuild::Rebuilder::new(db, redis.clone(), common, config.feed_max_len);
+        let rebuilder = rebuild::Rebuilder::new(db, redis.clone(), common, config.feed);
         let progress_key = keys.progress(&common.fanout_group, &common.feed_topic);
-        let sink = FeedSink::new(redis, keys, config.feed_max_len, progress_key, rebuilder);
+        let sink = FeedSink::new(redis, keys, config.feed, progress_key, rebuilder);
         let consumer =
             BatchConsumer::connect(&common.kafka_brokers, &common.fanout_group, &common.feed_topic, config.batch, config.consumer)?;
         Ok(Self { consumer, sink })

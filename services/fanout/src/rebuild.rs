@@ -9,19 +9,21 @@
 //!    refused by its script (see [`crate::feeds`]), and reads say the feeds are partial;
 //! 2. it reads everything from one PostgreSQL snapshot, together with the writer's
 //!    offsets on the feed topic (W): the snapshot is exactly "every event below W";
-//! 3. it replaces each user's keys atomically;
+//! 3. it replaces each user's keys atomically (they share a hash slot), and writes the
+//!    objects' tombstones and registrations;
 //! 4. in one script it lowers the fan-out group's offsets to at most W (anything the
 //!    fan-out applied past W is applied again, which changes nothing) and sets a new
 //!    generation. Consumers notice the new generation and resume from those offsets.
 
 use chrono::{DateTime, Utc};
 use feed_core::activities::{self, Range, Verbs};
-use feed_core::config::CommonConfig;
+use feed_core::config::{CommonConfig, FeedSettings};
 use feed_core::feed::{feeds_complete, follow_version, score, REBUILDING};
 use feed_core::keys::Keys;
-use redis::aio::ConnectionManager;
+use feed_core::redis_client::Redis;
 use redis::Script;
 use sqlx::PgPool;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -51,13 +53,15 @@ return 0
 "#;
 
 /// Ends a rebuild: lowers the group's offsets to the snapshot's, sets the generation,
-/// drops the lease. KEYS: generation, the group's progress hash, lock. ARGV: token,
-/// whether every feed was rebuilt (1/0), n, n × (partition, snapshot offset).
+/// drops the lease, and announces the offsets (the API's read-your-writes waits must see
+/// them go down). KEYS: generation, the group's progress hash, lock. ARGV: token,
+/// whether every feed was rebuilt (1/0), n, n × (partition, snapshot offset), channel.
 /// Returns 0 if the lease was lost (nothing changed).
 const FINISH: &str = r#"
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
 local snapshot = {}
-for i = 4, 3 + 2 * tonumber(ARGV[3]), 2 do snapshot[ARGV[i]] = tonumber(ARGV[i + 1]) end
+local last = 3 + 2 * tonumber(ARGV[3])
+for i = 4, last, 2 do snapshot[ARGV[i]] = tonumber(ARGV[i + 1]) end
 local current = redis.call('HGETALL', KEYS[2])
 for i = 1, #current, 2 do
     local p = current[i]
@@ -71,31 +75,35 @@ if ARGV[2] == '1' then
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[3])
+local marks = {}
+local stored = redis.call('HGETALL', KEYS[2])
+for i = 1, #stored, 2 do marks[#marks + 1] = stored[i] .. ':' .. stored[i + 1] end
+redis.call('PUBLISH', ARGV[last + 1], KEYS[2] .. '|' .. table.concat(marks, ','))
 return 1
 "#;
 
-/// Rebuilds feeds, for one fan-out group.
+/// Rebuilds feeds, for one fan-out consumer.
 pub struct Rebuilder {
     db: PgPool,
-    redis: ConnectionManager,
+    redis: Redis,
     keys: Keys,
-    max_len: usize,
+    settings: FeedSettings,
     writer_group: String,
     feed_topic: String,
     progress_key: String,
 }
 
 impl Rebuilder {
-    /// A rebuilder for the fan-out group and stores named in `common`, keeping
-    /// `max_len` entries per feed.
-    pub fn new(db: PgPool, redis: ConnectionManager, common: &CommonConfig, max_len: usize) -> Self {
+    /// A rebuilder for the fan-out consumer and stores named in `common`, keeping feeds
+    /// as `settings` say.
+    pub fn new(db: PgPool, redis: Redis, common: &CommonConfig, settings: FeedSettings) -> Self {
         let keys = Keys::new(&common.redis_key_prefix);
         Self {
             progress_key: keys.progress(&common.fanout_group, &common.feed_topic),
             db,
             redis,
             keys,
-            max_len,
+            settings,
             writer_group: common.writer_group.clone(),
             feed_topic: common.feed_topic.clone(),
         }
@@ -162,13 +170,18 @@ impl Rebuilder {
         };
         // Tombstones first: events after the snapshot may still refer to deleted objects.
         let deleted: Vec<String> = sqlx::query_scalar("SELECT kind || ':' || id FROM deleted_objects").fetch_all(&mut *snapshot).await?;
-        for chunk in deleted.chunks(10_000) {
-            let _: () = redis::cmd("SADD").arg(self.keys.deleted_objects()).arg(chunk).query_async(&mut self.redis).await?;
-        }
+        let tombstones = deleted.iter().map(|object| redis::cmd("SET").arg(self.keys.deleted(object)).arg(1).clone()).collect();
+        crate::feeds::run_commands::<redis::Value>(&self.redis, tombstones).await?;
+        let hot: HashSet<i64> = sqlx::query_scalar("SELECT followee_id FROM follows GROUP BY followee_id HAVING count(*) >= $1")
+            .bind(self.settings.hot_followers as i64)
+            .fetch_all(&mut *snapshot)
+            .await?
+            .into_iter()
+            .collect();
         let total = users.len() as u64;
         let mut renewed = Instant::now();
         for (done, user) in users.into_iter().enumerate() {
-            self.rebuild_user(&mut snapshot, user).await?;
+            self.rebuild_user(&mut snapshot, user, &hot).await?;
             if renewed.elapsed() > LEASE / 4 {
                 let renewed_ok: i64 = Script::new(RENEW)
                     .key(self.keys.rebuild_lock())
@@ -190,53 +203,84 @@ impl Rebuilder {
         for (partition, offset) in &writer_offsets {
             finish.arg(partition).arg(offset);
         }
+        finish.arg(self.keys.progress_channel());
         let finished: i64 = finish.invoke_async(&mut self.redis).await?;
         anyhow::ensure!(finished == 1, "lost the rebuild lease before finishing");
         Ok(total)
     }
 
-    /// Replaces everything the fan-out keeps for `user` (its followers, their follow
-    /// versions, its authored entries, its friends feed) with what `snapshot` holds, in
-    /// one atomic step.
-    async fn rebuild_user(&mut self, snapshot: &mut sqlx::PgConnection, user: i64) -> anyhow::Result<()> {
-        let versions: Vec<(i64, bool, DateTime<Utc>, Uuid)> =
-            sqlx::query_as("SELECT follower_id, following, time, event_id FROM follow_versions WHERE followee_id = $1")
-                .bind(user)
-                .fetch_all(&mut *snapshot)
-                .await?;
+    /// Replaces everything the fan-out keeps for `user` — as an author (entries, bodies,
+    /// followers, hot state) and as a reader (feed, whom it follows, hot followees) —
+    /// with what `snapshot` holds, in one atomic step on the user's slot, and registers
+    /// its entries under their objects. Its stale marks go (the feed is complete up to
+    /// the snapshot), and it counts as active from now: who read recently is not in
+    /// PostgreSQL, and a Redis that lost its data lost that too, so every rebuilt reader
+    /// is pushed to for one more `FEED_ACTIVE_HOURS`, as before the loss.
+    async fn rebuild_user(&mut self, snapshot: &mut sqlx::PgConnection, user: i64, hot: &HashSet<i64>) -> anyhow::Result<()> {
+        let versions: Vec<(i64, i64, bool, DateTime<Utc>, Uuid)> = sqlx::query_as(
+            "SELECT follower_id, followee_id, following, time, event_id FROM follow_versions WHERE followee_id = $1 OR follower_id = $1",
+        )
+        .bind(user)
+        .fetch_all(&mut *snapshot)
+        .await?;
         let followers: Vec<i64> =
             sqlx::query_scalar("SELECT follower_id FROM follows WHERE followee_id = $1").bind(user).fetch_all(&mut *snapshot).await?;
-        let authored = activities::authored(&mut *snapshot, user, Verbs::FannedOut, Range::newest(self.max_len as i64)).await?;
-        let friends = activities::friends(snapshot, user, Range::newest(self.max_len as i64)).await?;
+        let max_len = self.settings.max_len as i64;
+        let authored = activities::authored(&mut *snapshot, user, Verbs::FannedOut, Range::newest(max_len)).await?;
+        let friends = activities::friends(snapshot, user, Range::newest(max_len)).await?;
 
+        let k = &self.keys;
+        let active: Option<i64> = redis::cmd("HGET").arg(k.reader(user)).arg("active").query_async(&mut self.redis).await?;
+        let active = active.unwrap_or(0).max(chrono::Utc::now().timestamp_millis());
         let mut pipe = redis::pipe();
         pipe.atomic();
-        let followers_key = self.keys.followers(user);
-        pipe.del(&followers_key).ignore();
+        for key in [k.friends(user), k.authored(user), k.bodies(user), k.followers(user), k.follower_versions(user)] {
+            pipe.del(key).ignore();
+        }
+        for key in [k.following(user), k.hot_following(user), k.reader(user), k.author(user)] {
+            pipe.del(key).ignore();
+        }
         if !followers.is_empty() {
-            pipe.sadd(&followers_key, followers).ignore();
+            pipe.sadd(k.followers(user), &followers).ignore();
         }
-        let versions_key = self.keys.follow_versions(user);
-        pipe.del(&versions_key).ignore();
-        let versions: Vec<(i64, String)> = versions.iter().map(|(follower, _, time, id)| (*follower, follow_version(*time, id))).collect();
-        if !versions.is_empty() {
-            pipe.hset_multiple(&versions_key, &versions).ignore();
-        }
-        // What a delete needs to find the authored entries again (see the fan-out's
-        // APPLY_BATCH); stale members there are harmless.
-        for row in &authored {
-            if let (Some(kind), Some(id), Some(member)) = (&row.object_type, row.object_id, row.member()) {
-                pipe.sadd(self.keys.object_entries(&format!("{kind}:{id}")), member).ignore();
+        for (follower, followee, following, time, id) in &versions {
+            let version = follow_version(*time, id);
+            if *followee == user {
+                pipe.hset(k.follower_versions(user), follower, &version).ignore();
+            }
+            if *follower == user {
+                pipe.hset(k.following(user), followee, format!("{version}|{}", u8::from(*following))).ignore();
+                if *following && hot.contains(followee) {
+                    pipe.sadd(k.hot_following(user), followee).ignore();
+                }
             }
         }
-        for (key, rows) in [(self.keys.authored(user), authored), (self.keys.friends(user), friends)] {
-            pipe.del(&key).ignore();
-            let members: Vec<(i64, String)> = rows.iter().filter_map(|r| Some((score(r.time), r.member()?))).collect();
-            if !members.is_empty() {
-                pipe.zadd_multiple(&key, &members).ignore();
+        if hot.contains(&user) {
+            pipe.hset(k.author(user), "state", "hot").ignore();
+        }
+        pipe.hset(k.reader(user), "active", active).ignore();
+        let mut registrations = Vec::new();
+        for (set, meta, rows) in [(k.authored(user), k.author(user), &authored), (k.friends(user), k.reader(user), &friends)] {
+            let refs: Vec<(i64, Vec<u8>)> = rows.iter().map(|r| (score(r.time), r.entry_ref().to_bytes().to_vec())).collect();
+            if !refs.is_empty() {
+                pipe.zadd_multiple(&set, &refs).ignore();
+            }
+            // A full set may lack what is older than its oldest entry.
+            if let (true, Some(oldest)) = (rows.len() as i64 >= max_len, rows.last()) {
+                pipe.hset(meta, "trimmed", score(oldest.time)).ignore();
+            }
+        }
+        for row in &authored {
+            pipe.hset(k.bodies(user), row.entry_ref().body_field().as_slice(), serde_json::to_string(&row.entry())?).ignore();
+            if let (Some(kind), Some(id)) = (&row.object_type, row.object_id) {
+                let mut register = redis::cmd("SADD");
+                register.arg(k.object_entries(&format!("{kind}:{id}"))).arg(row.entry_ref().to_bytes().as_slice());
+                registrations.push(register);
             }
         }
         pipe.query_async::<()>(&mut self.redis).await?;
+        // Stale registrations are harmless: a delete's sweep takes out what is not there.
+        crate::feeds::run_commands::<redis::Value>(&self.redis, registrations).await?;
         Ok(())
     }
 }

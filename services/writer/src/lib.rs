@@ -61,7 +61,7 @@ impl Config {
 pub struct Application {
     config: Config,
     pool: PgPool,
-    redis: redis::aio::ConnectionManager,
+    redis: feed_core::redis_client::Redis,
 }
 
 impl Application {
@@ -73,7 +73,7 @@ impl Application {
         if common.run_migrations {
             feed_core::db::migrate(&pool).await?;
         }
-        let redis = feed_core::redis_pool::multiplexed(&common.redis_url).await?;
+        let redis = common.redis().await?;
         if let Err(error) = common.ensure_topics().await {
             tracing::warn!(error = %format!("{error:#}"), "cannot create the topics now; consuming once they exist");
         }
@@ -105,8 +105,8 @@ impl Application {
         W: Table<T>,
     {
         let common = &self.config.common;
-        let progress_key = Keys::new(&common.redis_key_prefix).progress(group, topic);
-        let sink = PgSink::new(self.pool.clone(), group, topic, table, self.redis.clone(), progress_key);
+        let keys = Keys::new(&common.redis_key_prefix);
+        let sink = PgSink::new(self.pool.clone(), group, topic, table, self.redis.clone(), &keys);
         let consumer = BatchConsumer::<T>::connect(&common.kafka_brokers, group, topic, self.config.batch, self.config.consumer)?;
         consumer.run(sink, shutdown.clone()).await
     }

@@ -6,6 +6,7 @@ use crate::native_partitions::NativePartitions;
 use crate::offsets;
 use chrono::{DateTime, Utc};
 use feed_core::consumer::{first_offset, Record, Sink, Stored};
+use feed_core::keys::Keys;
 use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,22 +35,24 @@ pub struct PgSink<W> {
     topic: String,
     table: W,
     partitions: NativePartitions,
-    redis: redis::aio::ConnectionManager,
+    redis: feed_core::redis_client::Redis,
     progress_key: String,
+    progress_channel: String,
 }
 
 impl<W> PgSink<W> {
-    /// A sink for `consumer` (the writer's group name on `topic`), publishing progress
-    /// under `progress_key`.
-    pub fn new(pool: PgPool, consumer: &str, topic: &str, table: W, redis: redis::aio::ConnectionManager, progress_key: String) -> Self {
+    /// A sink for `consumer` (the writer's name on `topic`), publishing its progress
+    /// under `keys`.
+    pub fn new(pool: PgPool, consumer: &str, topic: &str, table: W, redis: feed_core::redis_client::Redis, keys: &Keys) -> Self {
         Self {
+            progress_key: keys.progress(consumer, topic),
+            progress_channel: keys.progress_channel(),
             pool,
             consumer: consumer.to_string(),
             topic: topic.to_string(),
             table,
             partitions: NativePartitions::default(),
             redis,
-            progress_key,
         }
     }
 }
@@ -76,7 +79,7 @@ impl<T: Sync, W: Table<T>> Sink<T> for PgSink<W> {
         offsets::store(&mut *tx, &self.consumer, &self.topic, next, true).await?;
         tx.commit().await?;
         metrics::counter!("feed_writer_rows_total", "table" => W::NAME).increment(written);
-        if let Err(error) = feed_core::progress::mark_applied(&mut self.redis, &self.progress_key, next).await {
+        if let Err(error) = feed_core::progress::mark_applied(&mut self.redis, &self.progress_key, &self.progress_channel, next).await {
             // Only read-your-writes waits are affected; they time out and say so.
             tracing::warn!(%error, "could not publish progress");
         }

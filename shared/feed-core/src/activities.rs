@@ -5,7 +5,7 @@
 //! repeated or skipped.
 
 use crate::event::ObjectKind;
-use crate::feed::{encode_member, format_time, FeedEntry};
+use crate::feed::{format_time, EntryRef, FeedEntry};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -46,9 +46,9 @@ impl ActivityRow {
         }
     }
 
-    /// Its Redis sorted-set member, byte-identical to the fan-out's for the same event.
-    pub fn member(&self) -> Option<String> {
-        encode_member(&self.event_id, self.actor_id, &self.entry())
+    /// Its ref in the Redis feeds, the same as the fan-out's for the same event.
+    pub fn entry_ref(&self) -> EntryRef {
+        EntryRef { event_id: self.event_id, actor_id: self.actor_id }
     }
 }
 

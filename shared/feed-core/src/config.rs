@@ -30,8 +30,11 @@ pub fn env_millis(name: &str, default_ms: u64) -> anyhow::Result<Duration> {
 pub struct CommonConfig {
     /// PostgreSQL / TimescaleDB connection string (`DATABASE_URL`).
     pub database_url: String,
-    /// Redis connection string (`REDIS_URL`).
+    /// Redis connection string (`REDIS_URL`); with `redis_cluster`, the cluster's seed
+    /// nodes, comma-separated.
     pub redis_url: String,
+    /// Whether Redis is a Redis Cluster (`REDIS_CLUSTER`, default false).
+    pub redis_cluster: bool,
     /// Prepended to every Redis key (`REDIS_KEY_PREFIX`), so several installations or
     /// test runs can share one Redis.
     pub redis_key_prefix: String,
@@ -86,6 +89,7 @@ impl CommonConfig {
         Ok(Self {
             database_url: env_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/feed".to_string())?,
             redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379".to_string())?,
+            redis_cluster: env_or("REDIS_CLUSTER", false)?,
             redis_key_prefix: env_or("REDIS_KEY_PREFIX", String::new())?,
             kafka_brokers: env_or("KAFKA_BROKERS", "127.0.0.1:9092".to_string())?,
             feed_topic: env_or("FEED_TOPIC", "feed-events".to_string())?,
@@ -109,6 +113,7 @@ impl CommonConfig {
         vec![
             ("DATABASE_URL", self.database_url.clone()),
             ("REDIS_URL", self.redis_url.clone()),
+            ("REDIS_CLUSTER", self.redis_cluster.to_string()),
             ("REDIS_KEY_PREFIX", self.redis_key_prefix.clone()),
             ("KAFKA_BROKERS", self.kafka_brokers.clone()),
             ("FEED_TOPIC", self.feed_topic.clone()),
@@ -128,6 +133,11 @@ impl CommonConfig {
     /// configured (see [`crate::kafka::ensure_topics`]).
     pub async fn ensure_topics(&self) -> anyhow::Result<()> {
         crate::kafka::ensure_topics(&self.kafka_brokers, &self.topics(), self.topic_partitions, self.topic_replication).await
+    }
+
+    /// Connects to Redis as configured.
+    pub async fn redis(&self) -> anyhow::Result<crate::redis_client::Redis> {
+        crate::redis_client::Redis::connect(&self.redis_url, self.redis_cluster).await
     }
 
     /// The three topics the API publishes to.
@@ -181,6 +191,49 @@ impl Assignment {
     /// Whether this replica applies `partition`.
     pub fn owns(&self, partition: i32) -> bool {
         partition >= 0 && partition as u32 % self.replicas == self.replica
+    }
+}
+
+/// How the friends feeds are kept: what the fan-out does, and what the API reads and
+/// rebuilds by (both read the same variables).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeedSettings {
+    /// Entries a feed (and an author's set) keeps in Redis (`FEED_MAX_LEN`, default
+    /// [`crate::feed::DEFAULT_MAX_LEN`]); older ones are read from PostgreSQL.
+    pub max_len: usize,
+    /// Followers from which an author is hot (`HOT_AUTHOR_FOLLOWERS`, default 10,000):
+    /// its entries are no longer pushed, but merged into its readers' feeds when read.
+    /// It is normal again below [`FeedSettings::normal_below`] (80% of it), so an author
+    /// near the line does not flip back and forth.
+    pub hot_followers: u64,
+    /// Readers who have neither read their feed nor followed anyone for this long are
+    /// not pushed to (`FEED_ACTIVE_HOURS`, default 168, a week); their next read
+    /// catches up from PostgreSQL.
+    pub active_for: Duration,
+}
+
+impl FeedSettings {
+    /// Reads `FEED_MAX_LEN`, `HOT_AUTHOR_FOLLOWERS` and `FEED_ACTIVE_HOURS`.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let settings = Self {
+            max_len: env_or("FEED_MAX_LEN", crate::feed::DEFAULT_MAX_LEN)?,
+            hot_followers: env_or("HOT_AUTHOR_FOLLOWERS", 10_000)?,
+            active_for: Duration::from_secs(3600 * env_or::<u64>("FEED_ACTIVE_HOURS", 168)?),
+        };
+        anyhow::ensure!(settings.max_len >= 1, "FEED_MAX_LEN must be at least 1");
+        anyhow::ensure!(settings.hot_followers >= 1, "HOT_AUTHOR_FOLLOWERS must be at least 1");
+        Ok(settings)
+    }
+
+    /// Below how many followers a hot author is normal again.
+    pub fn normal_below(&self) -> u64 {
+        (self.hot_followers * 4 / 5).max(1)
+    }
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        Self { max_len: crate::feed::DEFAULT_MAX_LEN, hot_followers: 10_000, active_for: Duration::from_secs(3600 * 168) }
     }
 }
 

@@ -1,10 +1,11 @@
 //! Feed entries: the JSON objects `/feed/my` and `/feed/friends` return, and how the
-//! fan-out stores them in Redis sorted sets so a read needs no further lookup (the
-//! keys they live under are in [`crate::keys`]).
+//! fan-out stores them in Redis: a compact [`EntryRef`] per reader in each feed, the
+//! entry's body once under its actor (the keys are in [`crate::keys`]).
 
 use crate::event::{Event, ObjectKind};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// Entries a friends feed keeps in Redis unless `FEED_MAX_LEN` says otherwise; older
 /// ones are read from PostgreSQL.
@@ -58,36 +59,67 @@ pub fn score(time: DateTime<Utc>) -> i64 {
     time.timestamp_micros()
 }
 
-/// The sorted-set member for an event: `event_id|actor_id|entry-json`.
-///
-/// The event id makes the member unique and deterministic, so re-applying an event is a
-/// no-op; the actor id lets an unfollow remove exactly that actor's entries; the JSON is
-/// what a read returns.
-pub fn member(event: &Event) -> Option<String> {
-    encode_member(&event.event_id, event.actor.id, &FeedEntry::from_event(event)?)
+/// A feed's reference to an entry, the member of the Redis feeds: 24 bytes, the event
+/// id (16) then the actor id (8, big-endian). Members of equal score sort by event id,
+/// as the hypertable orders entries of the same time, so a page can start in Redis and
+/// continue in PostgreSQL. The entry's body is stored once, under its actor (see
+/// [`crate::keys::Keys::bodies`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryRef {
+    /// The event.
+    pub event_id: Uuid,
+    /// Who did it: whose `bodies` hold the entry.
+    pub actor_id: i64,
 }
 
-/// The member for an entry whose event is known only by id and actor (a rebuild from
-/// the hypertable); byte-identical to [`member`] for the same event.
-pub fn encode_member(event_id: &uuid::Uuid, actor_id: i64, entry: &FeedEntry) -> Option<String> {
-    let json = serde_json::to_string(entry).ok()?;
-    Some(format!("{event_id}|{actor_id}|{json}"))
+impl EntryRef {
+    /// The length of a ref in bytes.
+    pub const LEN: usize = 24;
+
+    /// The ref of `event`'s entry, or `None` for events that do not fan out.
+    pub fn of(event: &Event) -> Option<Self> {
+        (event.kind.fans_out() && event.verb().is_some()).then_some(Self { event_id: event.event_id, actor_id: event.actor.id })
+    }
+
+    /// The 24 bytes stored in Redis.
+    pub fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut bytes = [0u8; Self::LEN];
+        bytes[..16].copy_from_slice(self.event_id.as_bytes());
+        bytes[16..].copy_from_slice(&self.actor_id.to_be_bytes());
+        bytes
+    }
+
+    /// The field of the entry's body in its actor's bodies hash: the event id's bytes.
+    pub fn body_field(self) -> [u8; 16] {
+        *self.event_id.as_bytes()
+    }
+
+    /// Parses what [`EntryRef::to_bytes`] wrote; `None` for anything else.
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        let event_id = Uuid::from_slice(bytes.get(..16)?).ok()?;
+        let actor: [u8; 8] = bytes.get(16..)?.try_into().ok()?;
+        Some(Self { event_id, actor_id: i64::from_be_bytes(actor) })
+    }
 }
 
-/// A member split into its parts.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Member<'a> {
-    /// The event id, used as the tie-breaker of pagination cursors.
-    pub event_id: &'a str,
-    /// The entry JSON, returned as is.
-    pub json: &'a str,
+/// Members of a sorted set with their scores (microseconds), as Redis answers them.
+pub type Scored = Vec<(Vec<u8>, i64)>;
+
+/// The body stored for `event`'s entry: the entry's JSON, as reads return it.
+pub fn body(event: &Event) -> Option<String> {
+    serde_json::to_string(&FeedEntry::from_event(event)?).ok()
 }
 
-/// Splits a member written by [`member`]; `None` for anything else.
-pub fn parse_member(raw: &str) -> Option<Member<'_>> {
-    let (event_id, rest) = raw.split_once('|')?;
-    let (_actor, json) = rest.split_once('|')?;
-    Some(Member { event_id, json })
+/// The object (`post:21`) an entry's body refers to, if it has one: what a delete of
+/// that object must take out of the feeds.
+pub fn body_object(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Object {
+        object_id: Option<i64>,
+        object_type: Option<ObjectKind>,
+    }
+    let object: Object = serde_json::from_slice(body).ok()?;
+    Some(format!("{}:{}", object.object_type?, object.object_id?))
 }
 
 /// The version of a follow or unfollow event, compared as a string: newer events have
@@ -107,17 +139,6 @@ pub const REBUILDING: &str = "rebuilding:";
 
 #[cfg(test)]
 mod tests {
-    /// The fan-out's script finds an entry's object by this text (see its APPLY_BATCH).
-    #[test]
-    fn a_member_names_its_object_as_the_fan_out_script_reads_it() {
-        let owner = crate::event::UserRef { id: 3, name: "eric".into() };
-        let object = crate::event::ObjectRef { kind: ObjectKind::Photo, id: 21 };
-        let like = Event::new(crate::event::EventType::Like, owner.clone(), Some(object), Some(owner), serde_json::Value::Null);
-        let member = member(&like).expect("a like is an entry");
-        assert!(member.contains(r#""object_id":21,"object_type":"photo""#), "{member}");
-        assert!(member.starts_with(&format!("{}|3|", like.event_id)));
-    }
-
     use super::*;
     use crate::event::{EventType, ObjectRef, UserRef};
 
@@ -137,29 +158,21 @@ mod tests {
         assert_eq!(entry["object_type"], "photo");
         assert!(entry["target_name"].is_null());
         assert!(entry["time"].as_str().unwrap().ends_with("+00:00"));
+        assert_eq!(body_object(body(&event).unwrap().as_bytes()).as_deref(), Some("photo:20"));
     }
 
     #[test]
-    fn member_round_trips_and_is_deterministic() {
-        let event = Event::new(
-            EventType::Follow,
-            UserRef { id: 1, name: "ivan".into() },
-            None,
-            Some(UserRef { id: 3, name: "eric".into() }),
-            serde_json::Value::Null,
-        );
-        let raw = member(&event).unwrap();
-        assert_eq!(member(&event).unwrap(), raw);
-        let parsed = parse_member(&raw).unwrap();
-        assert_eq!(parsed.event_id, event.event_id.to_string());
-        let entry: FeedEntry = serde_json::from_str(parsed.json).unwrap();
-        assert_eq!(entry.target_name.as_deref(), Some("eric"));
-        assert_eq!(parse_member("garbage"), None);
+    fn refs_round_trip_and_sort_by_event_id() {
+        let (a, b) = (EntryRef { event_id: Uuid::from_u128(1), actor_id: 9 }, EntryRef { event_id: Uuid::from_u128(2), actor_id: -3 });
+        assert_eq!(EntryRef::parse(&a.to_bytes()), Some(a));
+        assert_eq!(EntryRef::parse(&b.to_bytes()), Some(b));
+        assert!(a.to_bytes() < b.to_bytes(), "Redis orders equal scores by member bytes");
+        assert_eq!(EntryRef::parse(b"garbage"), None);
     }
 
     #[test]
     fn follow_versions_order_by_time_then_id() {
-        let (a, b) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
         let t = |s| DateTime::from_timestamp(s, 0).unwrap();
         assert!(follow_version(t(9), &b) < follow_version(t(10), &a));
         assert!(follow_version(t(10), &a) < follow_version(t(10), &b));
@@ -167,8 +180,11 @@ mod tests {
     }
 
     #[test]
-    fn user_created_is_not_an_entry() {
-        let event = Event::new(EventType::UserCreated, UserRef { id: 1, name: "ivan".into() }, None, None, serde_json::Value::Null);
-        assert!(member(&event).is_none());
+    fn only_activities_that_fan_out_have_refs() {
+        let user = UserRef { id: 1, name: "ivan".into() };
+        let created = Event::new(EventType::UserCreated, user.clone(), None, None, serde_json::Value::Null);
+        assert!(EntryRef::of(&created).is_none());
+        let follow = Event::new(EventType::Follow, user.clone(), None, Some(user), serde_json::Value::Null);
+        assert!(EntryRef::of(&follow).is_none(), "follows are in no friends feed");
     }
 }

@@ -13,6 +13,7 @@
 use crate::auth::AuthUser;
 use crate::domain::{fits, Username, MAX_SHORT_TEXT};
 use crate::error::{ApiError, FeedMeError, FeedMeErrorBody};
+use crate::friends::Start;
 use crate::json::JsonObject;
 use crate::routes::follows::is_following;
 use crate::users::find_by_name;
@@ -23,7 +24,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use feed_core::activities::{self, ActivityRow, Range, Verbs};
 use feed_core::event::{Event, EventType, UserRef};
-use feed_core::feed::{parse_member, FeedEntry};
+use feed_core::feed::FeedEntry;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{OneOfBuilder, Schema};
@@ -264,25 +265,13 @@ async fn friends_feed(
         if username != caller.name {
             return Err(ApiError::Forbidden("You can only read your own friends feed".into()));
         }
-        let start = (page - 1) * PAGE_SIZE;
-        let wanted = PAGE_SIZE + 1;
-        let mut conn = state.redis.get().await?;
-        let members: Vec<String> =
-            redis::AsyncCommands::zrevrange(&mut *conn, state.keys.friends(caller.id), start as isize, (start + wanted) as isize - 1)
-                .await?;
-        drop(conn);
-        let entries: Vec<FeedMeEntry> = if members.len() == wanted {
-            members
-                .iter()
-                .filter_map(|m| serde_json::from_str::<FeedEntry>(parse_member(m)?.json).ok())
-                .filter_map(FeedMeEntry::from_entry)
-                .collect()
-        } else {
-            // Past what Redis keeps (or the feed's end): this page from PostgreSQL.
-            let mut db = state.db.acquire().await?;
-            let rows = activities::friends(&mut db, caller.id, Range::skipping(start as i64, wanted as i64)).await?;
-            rows.iter().map(FeedMeEntry::from_row).collect()
-        };
+        let read = crate::friends::page(&state, caller.id, Start::Skip((page - 1) * PAGE_SIZE), PAGE_SIZE + 1).await?;
+        let entries: Vec<FeedMeEntry> = read
+            .entries
+            .iter()
+            .filter_map(|e| serde_json::from_slice::<FeedEntry>(&e.json).ok())
+            .filter_map(FeedMeEntry::from_entry)
+            .collect();
         Ok(Json(FeedMePage::new(&format!("/feed/{}/friends", caller.name), page, entries, true)))
     }
     .await

@@ -45,12 +45,7 @@ async fn live() -> &'static str {
     ))]
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let postgres = async { sqlx::query("SELECT 1").execute(&state.db).await.is_ok() };
-    let redis = async {
-        match state.redis.get().await {
-            Ok(mut conn) => redis::cmd("PING").query_async::<String>(&mut *conn).await.is_ok(),
-            Err(_) => false,
-        }
-    };
+    let redis = async { redis::cmd("PING").query_async::<String>(&mut state.redis.clone()).await.is_ok() };
     let producer = state.feed.publisher().producer().clone();
     let kafka = async move {
         tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, PROBE_TIMEOUT).is_ok()).await.unwrap_or(false)
