@@ -34,7 +34,7 @@ ensure_postgres() {
 }
 
 ensure_redis() {
-    if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then return; fi
+    if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then tune_redis "$REDIS_PORT"; return; fi
     if ! command -v redis-server >/dev/null; then
         log "installing Redis"
         apt_install redis-server
@@ -42,9 +42,50 @@ ensure_redis() {
     log "starting Redis"
     mkdir -p /var/lib/redis /var/log/redis
     redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no \
-        --dir /var/lib/redis --logfile /var/log/redis/ci.log
+        --dir /var/lib/redis --logfile /var/log/redis/ci.log "${REDIS_TUNING[@]}"
     for _ in $(seq 1 30); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return; sleep 1; done
     log "Redis did not come up"; return 1
+}
+
+# Feeds keep FEED_MAX_LEN (800) compact refs per sorted set; Redis stores a set that
+# small as one listpack (~35 bytes an entry) only while it has at most
+# zset-max-listpack-entries members (128 by default; a skiplist costs ~3x more).
+REDIS_TUNING=(--zset-max-listpack-entries 1024)
+
+# Applies REDIS_TUNING to the Redis on PORT (it may have been started by someone else).
+tune_redis() {
+    redis-cli -p "$1" CONFIG SET zset-max-listpack-entries 1024 >/dev/null
+}
+
+# start_redis_cluster FIRST_PORT DIR: a throw-away Redis Cluster of three masters on
+# FIRST_PORT..FIRST_PORT+2, data in DIR; prints the seed URLs, comma-separated.
+start_redis_cluster() {
+    local first=$1 dir=$2 port nodes=()
+    mkdir -p "$dir"
+    for port in "$first" $((first + 1)) $((first + 2)); do
+        mkdir -p "$dir/$port"
+        redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --cluster-enabled yes \
+            --cluster-config-file "$dir/$port/nodes.conf" --dir "$dir/$port" --save "" --appendonly no \
+            --pidfile "$dir/$port/redis.pid" --logfile "$dir/$port/redis.log" "${REDIS_TUNING[@]}"
+        nodes+=("127.0.0.1:$port")
+    done
+    for port in "$first" $((first + 1)) $((first + 2)); do
+        for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$dir/create.log" 2>&1 \
+        || { log "cannot create the Redis Cluster; see $dir/create.log"; return 1; }
+    for _ in $(seq 1 100); do
+        redis-cli -p "$first" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
+        sleep 0.1
+    done
+    local urls=() node
+    for node in "${nodes[@]}"; do urls+=("redis://$node"); done
+    (IFS=,; echo "${urls[*]}")
+}
+
+stop_redis_cluster() {
+    local dir=$1 pid
+    for pid in "$dir"/*/redis.pid; do [ -f "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true; done
 }
 
 # tansu, a Kafka-protocol broker from crates.io. Building it takes ~10-15 minutes on 2

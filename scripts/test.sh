@@ -2,8 +2,9 @@
 # Runs the whole test suite against real services: makes sure PostgreSQL and Redis run
 # and tansu is installed, starts a throw-away tansu broker for the run, checks
 # formatting, clippy (-D warnings) and the docs, then runs `cargo test` over the
-# workspace and the smoke test of `scripts/dev-up.sh` (`scripts/smoke.py`). Arguments, if any, replace `--workspace` (e.g.
-# `-p e2e --test pipeline`).
+# workspace, the feed tests again on a three-master Redis Cluster, and the smoke test of
+# `scripts/dev-up.sh` (`scripts/smoke.py`). Arguments, if any, replace `--workspace`
+# (e.g. `-p e2e --test pipeline`) and skip the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/infra.sh
@@ -12,7 +13,8 @@ ensure_all
 
 port=${TEST_KAFKA_PORT:-19092}
 dir=$(mktemp -d /tmp/feed-test-broker.XXXXXX)
-trap 'stop_tansu "$dir"; rm -rf "$dir"' EXIT
+cluster_dir=$(mktemp -d /tmp/feed-test-redis-cluster.XXXXXX)
+trap 'stop_tansu "$dir"; stop_redis_cluster "$cluster_dir"; rm -rf "$dir" "$cluster_dir"' EXIT
 start_tansu "$port" "$dir"
 
 # Each test stack makes its own database; drop those of earlier runs.
@@ -38,6 +40,9 @@ fi
 cargo build --bins
 cargo test "$@"
 if [ "$1" = --workspace ]; then
+    # The feed tests again, on a three-master Redis Cluster.
+    cluster=$(start_redis_cluster "${TEST_REDIS_CLUSTER_PORT:-17000}" "$cluster_dir")
+    REDIS_URL=$cluster REDIS_CLUSTER=true cargo test -p e2e --test fanout_order --test reference_api --test feed_me --test pipeline
     # The README's main command, from nothing, with every documented route.
     python3 scripts/smoke.py
 fi

@@ -486,7 +486,7 @@ impl Stack {
 
     /// Every entry of a feed (`/feed/my` or `/feed/friends`), following `next_url`.
     pub async fn whole_feed(&self, path: &str, key: &str) -> Vec<Value> {
-        let field = if path.ends_with("friends") { "friends_feed" } else { "my_feed" };
+        let field = if path.split('?').next().is_some_and(|p| p.ends_with("friends")) { "friends_feed" } else { "my_feed" };
         let mut entries = Vec::new();
         let mut next = path.to_string();
         while !next.is_empty() {

@@ -429,3 +429,64 @@ async fn a_like_applied_after_its_objects_delete_stays_out() {
     assert_eq!(feed["friends_feed"], json!([]), "nor fanned out to nico's followers");
     stack.stop().await;
 }
+
+/// A reader the fan-out skipped while it was inactive sees, on its next read, every entry
+/// it missed (its feed is caught up from PostgreSQL), and is pushed to again after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_inactive_reader_sees_no_hole() {
+    let stack = Stack::start().await;
+    assert_eq!(stack.post("/follow", IVAN, json!({"follow": "nico"})).await.0, StatusCode::OK);
+    for i in 0..3 {
+        assert_eq!(stack.post("/post", "abc124", json!({"type": "post", "content": format!("early {i}")})).await.0, StatusCode::OK);
+    }
+    let ivan = stack.get("/me", Some(IVAN)).await.1["id"].as_i64().unwrap();
+    let (feed, reader) = (stack.keys.friends(ivan), stack.keys.reader(ivan));
+    assert_eq!(stack.zset(&feed).await.len(), 3);
+    // Ivan last read or followed long ago: the fan-out skips him.
+    redis::cmd("HSET").arg(&reader).arg("active").arg(0).query_async::<()>(&mut stack.redis.clone()).await.unwrap();
+    for i in 0..4 {
+        assert_eq!(stack.post("/post", "abc124", json!({"type": "photo", "content": format!("missed {i}")})).await.0, StatusCode::OK);
+    }
+    assert_eq!(stack.zset(&feed).await.len(), 3, "not pushed while inactive");
+    let stale: Vec<String> = redis::cmd("HKEYS").arg(&reader).query_async(&mut stack.redis.clone()).await.unwrap();
+    assert!(stale.iter().any(|f| f.starts_with("stale:")), "{stale:?}");
+
+    let response = stack.http.get(format!("{}/feed/friends", stack.api_url)).header("X-App-Key", IVAN).send().await.unwrap();
+    assert!(response.headers().get("x-feed-rebuilding").is_none(), "caught up at once");
+    let body: Value = response.json().await.unwrap();
+    let kinds: Vec<&str> = body["friends_feed"].as_array().unwrap().iter().map(|e| e["object_type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["photo", "photo", "photo", "photo", "post", "post", "post"], "newest first, nothing missing");
+    assert_eq!(stack.zset(&feed).await.len(), 7, "the feed in Redis is whole again");
+    let fields: Vec<String> = redis::cmd("HKEYS").arg(&reader).query_async(&mut stack.redis.clone()).await.unwrap();
+    assert!(!fields.iter().any(|f| f.starts_with("stale:")), "{fields:?}");
+    // Active again: pushed to.
+    assert_eq!(stack.post("/post", "abc124", json!({"type": "post", "content": "after"})).await.0, StatusCode::OK);
+    assert_eq!(stack.zset(&feed).await.len(), 8);
+    stack.stop().await;
+}
+
+/// An author over the hot line is not pushed to its followers; their reads merge its
+/// entries in, in order, each once, across pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_authors_entries_are_merged_into_readers_feeds() {
+    let feed = FeedSettings { hot_followers: 2, ..FeedSettings::default() };
+    let stack = Stack::start_with(StackOptions { feed, ..StackOptions::default() }).await;
+    assert_eq!(stack.post("/follow", IVAN, json!({"follow": "nico"})).await.0, StatusCode::OK);
+    assert_eq!(stack.post("/follow", IVAN, json!({"follow": "eric"})).await.0, StatusCode::OK);
+    assert_eq!(stack.post("/follow", "abc125", json!({"follow": "nico"})).await.0, StatusCode::OK);
+    // nico has two followers now: hot. eric has one.
+    for i in 0..6 {
+        let key = if i % 2 == 0 { "abc124" } else { "abc125" };
+        assert_eq!(stack.post("/post", key, json!({"type": "post", "content": format!("{i}")})).await.0, StatusCode::OK);
+    }
+    let ivan = stack.get("/me", Some(IVAN)).await.1["id"].as_i64().unwrap();
+    assert_eq!(stack.zset(&stack.keys.friends(ivan)).await.len(), 3, "only eric's posts are pushed to ivan");
+    let whole = stack.whole_feed("/feed/friends?limit=2", IVAN).await;
+    let ids: Vec<i64> = whole.iter().map(|e| e["object_id"].as_i64().unwrap()).collect();
+    let mut expected = ids.clone();
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    expected.dedup();
+    assert_eq!(ids, expected, "all six, newest first, once each, over three pages");
+    assert_eq!(ids.len(), 6);
+    stack.stop().await;
+}

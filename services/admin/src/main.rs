@@ -135,9 +135,9 @@ async fn main() -> anyhow::Result<()> {
 async fn feed_writes(common: &CommonConfig) -> anyhow::Result<(sqlx::PgPool, Stream)> {
     let config = api::Config::from_env()?;
     let db = feed_core::db::connect(&common.database_url, 2).await?;
-    let publisher = Publisher::connect(&common.kafka_brokers, config.publish_timeout)?;
     let redis = common.redis().await?;
     let keys = Keys::new(&common.redis_key_prefix);
+    let publisher = Publisher::connect(&common.kafka_brokers, config.publish_timeout)?.announcing(redis.clone(), keys.published_channel());
     let writer = vec![keys.progress(&common.writer_group, &common.feed_topic)];
     let subscriber = feed_core::redis_client::subscriber_client(&common.redis_url)?;
     let progress = Progress::start(subscriber, redis, keys.progress_channel(), writer.clone(), Shutdown::new());

@@ -66,12 +66,20 @@ pub fn event_id<'a>(headers: &[(&str, &'a str)]) -> Option<&'a str> {
 #[derive(Clone)]
 pub struct Publisher {
     producer: FutureProducer,
+    /// Where to announce each acknowledged record, so idle consumers fetch at once.
+    announce: Option<(Redis, String)>,
 }
 
 impl Publisher {
     /// A publisher to `brokers` whose sends give up after `publish_timeout` (then 503).
     pub fn connect(brokers: &str, publish_timeout: Duration) -> anyhow::Result<Self> {
-        Ok(Self { producer: feed_core::kafka::producer(brokers, publish_timeout)? })
+        Ok(Self { producer: feed_core::kafka::producer(brokers, publish_timeout)?, announce: None })
+    }
+
+    /// The same, announcing every acknowledged record's topic on `channel` (see
+    /// `feed_core::wakeup`).
+    pub fn announcing(self, redis: Redis, channel: String) -> Self {
+        Self { announce: Some((redis, channel)), ..self }
     }
 
     /// The underlying client, for health checks.
@@ -89,6 +97,11 @@ impl Publisher {
             Ok(delivery) => {
                 metrics::counter!("feed_events_published_total", "topic" => topic.to_string()).increment(1);
                 tracing::info!(target: EVENT_LOG, event_id, topic, partition = delivery.partition, offset = delivery.offset, "published");
+                if let Some((redis, channel)) = &self.announce {
+                    let (mut redis, channel, topic) = (redis.clone(), channel.clone(), topic.to_string());
+                    // Not awaited: the answer does not wait for the consumers' wake-up call.
+                    tokio::spawn(async move { feed_core::wakeup::announce(&mut redis, &channel, &topic).await });
+                }
                 Ok(Position { partition: delivery.partition, offset: delivery.offset })
             }
             Err((error, _)) => {

@@ -54,7 +54,8 @@ impl AppState {
             tracing::warn!(error = %format!("{error:#}"), "cannot create the topics now");
         }
         let keys = Keys::new(&common.redis_key_prefix);
-        let publisher = Publisher::connect(&common.kafka_brokers, config.publish_timeout)?;
+        let publisher =
+            Publisher::connect(&common.kafka_brokers, config.publish_timeout)?.announcing(redis.clone(), keys.published_channel());
         let awaited = [
             (&common.feed_topic, vec![common.writer_group.clone(), common.fanout_group.clone()]),
             (&common.events_topic, vec![common.events_writer_group()]),

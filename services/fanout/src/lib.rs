@@ -15,7 +15,6 @@ pub mod scripts;
 
 use feed_core::config::{env_millis, env_or, CommonConfig, ConsumerConfig, FeedSettings};
 use feed_core::consumer::{BatchConsumer, BatchSettings};
-use feed_core::event::Event;
 use feed_core::keys::Keys;
 use feed_core::shutdown::Shutdown;
 
@@ -28,7 +27,8 @@ pub struct Config {
     pub common: CommonConfig,
     /// Which partitions this replica applies, and the fetch wait.
     pub consumer: ConsumerConfig,
-    /// `FANOUT_BATCH_SIZE` (default 500) and `FANOUT_LINGER_MS` (default 2).
+    /// `FANOUT_BATCH_SIZE` (default 500) and `FANOUT_LINGER_MS` (default 0: a batch is
+    /// what has arrived).
     pub batch: BatchSettings,
     /// How feeds are kept (`FEED_MAX_LEN`, `HOT_AUTHOR_FOLLOWERS`, `FEED_ACTIVE_HOURS`).
     pub feed: FeedSettings,
@@ -40,7 +40,7 @@ impl Config {
         Ok(Self {
             common: CommonConfig::from_env()?,
             consumer: ConsumerConfig::from_env()?,
-            batch: BatchSettings { max_records: env_or("FANOUT_BATCH_SIZE", 500)?, linger: env_millis("FANOUT_LINGER_MS", 2)? },
+            batch: BatchSettings { max_records: env_or("FANOUT_BATCH_SIZE", 500)?, linger: env_millis("FANOUT_LINGER_MS", 0)? },
             feed: FeedSettings::from_env()?,
         })
     }
@@ -48,7 +48,7 @@ impl Config {
 
 /// A fan-out consumer ready to run.
 pub struct Application {
-    consumer: BatchConsumer<Event>,
+    config: Config,
     sink: FeedSink,
 }
 
@@ -62,6 +62,7 @@ impl Application {
             feed_core::db::migrate(&db).await?;
         }
         let redis = common.redis().await?;
+        warn_unless_compact(&redis, config.feed.max_len).await;
         if let Err(error) = common.ensure_topics().await {
             tracing::warn!(error = %format!("{error:#}"), "cannot create the topics now; consuming once they exist");
         }
@@ -69,14 +70,36 @@ impl Application {
         let rebuilder = rebuild::Rebuilder::new(db, redis.clone(), common, config.feed);
         let progress_key = keys.progress(&common.fanout_group, &common.feed_topic);
         let sink = FeedSink::new(redis, keys, config.feed, progress_key, rebuilder);
-        let consumer =
-            BatchConsumer::connect(&common.kafka_brokers, &common.fanout_group, &common.feed_topic, config.batch, config.consumer)?;
-        Ok(Self { consumer, sink })
+        Ok(Self { config, sink })
     }
 
     /// Consumes until `shutdown` is cancelled.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let common = &self.config.common;
+        let wakeups = common.wakeups(&[&common.feed_topic], shutdown.clone())?;
+        let consumer = BatchConsumer::connect(
+            &common.kafka_brokers,
+            &common.fanout_group,
+            &common.feed_topic,
+            self.config.batch,
+            self.config.consumer,
+            &wakeups,
+        )?;
         tracing::info!("fan-out started");
-        self.consumer.run(self.sink, shutdown).await
+        consumer.run(self.sink, shutdown).await
+    }
+}
+
+/// Logs a warning when Redis would store a full feed as a skiplist (about three times
+/// the memory of a listpack): `zset-max-listpack-entries` should be at least
+/// `FEED_MAX_LEN`. A Redis whose configuration cannot be read (managed services) is not
+/// judged.
+async fn warn_unless_compact(redis: &feed_core::redis_client::Redis, max_len: usize) {
+    let answer: redis::RedisResult<Vec<String>> =
+        redis::cmd("CONFIG").arg("GET").arg("zset-max-listpack-entries").query_async(&mut redis.clone()).await;
+    if let Some(limit) = answer.ok().and_then(|a| a.get(1).and_then(|v| v.parse::<usize>().ok())) {
+        if limit < max_len {
+            tracing::warn!(limit, max_len, "Redis zset-max-listpack-entries is below FEED_MAX_LEN: full feeds take about 3x the memory");
+        }
     }
 }

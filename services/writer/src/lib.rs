@@ -28,6 +28,7 @@ use feed_core::event::Event;
 use feed_core::keys::Keys;
 use feed_core::shutdown::Shutdown;
 use feed_core::streams::{AnalyticsHit, GenericEvent};
+use feed_core::wakeup::Wakeups;
 use sink::{PgSink, Table};
 use sqlx::PgPool;
 
@@ -38,7 +39,8 @@ pub struct Config {
     pub common: CommonConfig,
     /// Which partitions this replica applies, and the fetch wait.
     pub consumer: ConsumerConfig,
-    /// `WRITER_BATCH_SIZE` (default 1000) and `WRITER_LINGER_MS` (default 5).
+    /// `WRITER_BATCH_SIZE` (default 1000) and `WRITER_LINGER_MS` (default 0: a batch is
+    /// what has arrived).
     pub batch: BatchSettings,
     /// `WRITER_DB_POOL_SIZE` (default 6): two connections per consumer, one for its
     /// batch transaction and one to create partitions meanwhile.
@@ -51,7 +53,7 @@ impl Config {
         Ok(Self {
             common: CommonConfig::from_env()?,
             consumer: ConsumerConfig::from_env()?,
-            batch: BatchSettings { max_records: env_or("WRITER_BATCH_SIZE", 1000)?, linger: env_millis("WRITER_LINGER_MS", 5)? },
+            batch: BatchSettings { max_records: env_or("WRITER_BATCH_SIZE", 1000)?, linger: env_millis("WRITER_LINGER_MS", 0)? },
             db_pool_size: env_or("WRITER_DB_POOL_SIZE", 6)?,
         })
     }
@@ -85,13 +87,15 @@ impl Application {
         tracing::info!(assignment = ?self.config.consumer.assignment, "writer started");
         let common = &self.config.common;
         let (events_group, analytics_group) = (common.events_writer_group(), common.analytics_writer_group());
+        let wakeups = common.wakeups(&common.topics(), shutdown.clone())?;
         tokio::try_join!(
-            self.consume::<Event, _>(&common.writer_group, &common.feed_topic, feed::FeedTable, &shutdown),
-            self.consume::<GenericEvent, _>(&events_group, &common.events_topic, generic_events::GenericEventsTable, &shutdown),
+            self.consume::<Event, _>(&common.writer_group, &common.feed_topic, feed::FeedTable, &wakeups, &shutdown),
+            self.consume::<GenericEvent, _>(&events_group, &common.events_topic, generic_events::GenericEventsTable, &wakeups, &shutdown),
             self.consume::<AnalyticsHit, _>(
                 &analytics_group,
                 &common.analytics_topic,
                 analytics::AnalyticsTable::new(common.analytics_window),
+                &wakeups,
                 &shutdown
             ),
         )?;
@@ -99,7 +103,7 @@ impl Application {
     }
 
     /// One topic's consumer, writing through `table`, under the name `group`.
-    async fn consume<T, W>(&self, group: &str, topic: &str, table: W, shutdown: &Shutdown) -> anyhow::Result<()>
+    async fn consume<T, W>(&self, group: &str, topic: &str, table: W, wakeups: &Wakeups, shutdown: &Shutdown) -> anyhow::Result<()>
     where
         T: feed_core::event::Envelope + Send + Sync,
         W: Table<T>,
@@ -107,7 +111,7 @@ impl Application {
         let common = &self.config.common;
         let keys = Keys::new(&common.redis_key_prefix);
         let sink = PgSink::new(self.pool.clone(), group, topic, table, self.redis.clone(), &keys);
-        let consumer = BatchConsumer::<T>::connect(&common.kafka_brokers, group, topic, self.config.batch, self.config.consumer)?;
+        let consumer = BatchConsumer::<T>::connect(&common.kafka_brokers, group, topic, self.config.batch, self.config.consumer, wakeups)?;
         consumer.run(sink, shutdown.clone()).await
     }
 }

@@ -140,6 +140,14 @@ impl CommonConfig {
         crate::redis_client::Redis::connect(&self.redis_url, self.redis_cluster).await
     }
 
+    /// Follows the API's publish announcements for `topics` until `shutdown` (see
+    /// [`crate::wakeup`]).
+    pub fn wakeups(&self, topics: &[&str], shutdown: crate::shutdown::Shutdown) -> anyhow::Result<crate::wakeup::Wakeups> {
+        let subscriber = crate::redis_client::subscriber_client(&self.redis_url)?;
+        let channel = crate::keys::Keys::new(&self.redis_key_prefix).published_channel();
+        Ok(crate::wakeup::Wakeups::start(subscriber, channel, topics, shutdown))
+    }
+
     /// The three topics the API publishes to.
     pub fn topics(&self) -> [&str; 3] {
         [&self.feed_topic, &self.events_topic, &self.analytics_topic]

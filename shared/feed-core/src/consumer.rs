@@ -12,6 +12,11 @@
 //!   the same write, so a redelivered record, or one applied meanwhile by another
 //!   replica that wrongly owns the same partition, changes nothing.
 //!
+//! Idle costs nothing: a consumer that received nothing for [`STAY_ACTIVE`] pauses its
+//! partitions (no fetches at all), and resumes when the API announces a publish to its
+//! topic ([`crate::wakeup`]) or, in case nobody announces, every
+//! [`crate::wakeup::IDLE_LOOK`] for a short look.
+//!
 //! Poison records do not stop a partition: a record that does not decode, or that keeps
 //! failing for any reason but an unreachable store ([`MAX_ATTEMPTS`] tries), goes to the
 //! dead-letter topic `<topic>.dead-letter` with headers naming its source (topic,
@@ -25,6 +30,7 @@ use crate::health::Positions;
 use crate::kafka::AssignedConsumer;
 use crate::shutdown::Shutdown;
 use crate::telemetry::EVENT_LOG;
+use crate::wakeup::Wakeups;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -34,6 +40,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::{sleep, timeout_at, Instant};
 
 /// One decoded record with where it came from.
@@ -105,6 +112,13 @@ pub struct BatchSettings {
 /// How often an idle consumer asks its sink whether its offsets moved.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
+/// How long a consumer keeps fetching after its last record or wake-up before it pauses.
+pub const STAY_ACTIVE: Duration = Duration::from_millis(200);
+
+/// How long it fetches on a look of its own (no announcement) before pausing again: a
+/// few fetch waits.
+const LOOK_FETCHES: u32 = 3;
+
 /// How often the topic's partitions are looked up again (partitions can be added).
 const METADATA_REFRESH: Duration = Duration::from_secs(30);
 
@@ -134,6 +148,15 @@ pub struct BatchConsumer<T> {
     owned: Vec<i32>,
     looked_up: Option<Instant>,
     dead_letters: FutureProducer,
+    /// Changes when the API announces a publish to the topic.
+    wake: Option<watch::Receiver<u64>>,
+    /// Whether the owned partitions are paused (idle: no fetches).
+    paused: bool,
+    /// Until when to keep fetching (when not paused), or since when paused.
+    idle_at: Instant,
+    fetch_wait: Duration,
+    /// When the sink was last asked whether its offsets moved.
+    checked_at: Instant,
     records: PhantomData<fn() -> T>,
 }
 
@@ -157,8 +180,16 @@ enum Outcome {
 
 impl<T: Envelope + Send + Sync> BatchConsumer<T> {
     /// A consumer of `topic` named `group` (the name its sink keys offsets and progress
-    /// by, and metrics' `group` label). Connects lazily: the broker need not be up.
-    pub fn connect(brokers: &str, group: &str, topic: &str, settings: BatchSettings, config: ConsumerConfig) -> anyhow::Result<Self> {
+    /// by, and metrics' `group` label), woken by `wakeups`. Connects lazily: the broker
+    /// need not be up.
+    pub fn connect(
+        brokers: &str,
+        group: &str,
+        topic: &str,
+        settings: BatchSettings,
+        config: ConsumerConfig,
+        wakeups: &Wakeups,
+    ) -> anyhow::Result<Self> {
         let positions = Positions::register(group, topic, config.stall_after);
         Ok(Self {
             consumer: crate::kafka::assigned_consumer(brokers, group, config.fetch_wait, positions.clone())?,
@@ -171,6 +202,11 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
             owned: Vec::new(),
             looked_up: None,
             dead_letters: crate::kafka::producer(brokers, Duration::from_secs(30))?,
+            wake: wakeups.of(topic),
+            paused: false,
+            idle_at: Instant::now() + STAY_ACTIVE,
+            fetch_wait: config.fetch_wait,
+            checked_at: Instant::now(),
             records: PhantomData,
         })
     }
@@ -214,6 +250,7 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
             }
             self.log_applied(&batch);
             self.advance(&batch);
+            self.idle_at = Instant::now() + STAY_ACTIVE;
             let labels = [("topic", self.topic.clone()), ("group", self.group.clone())];
             metrics::histogram!("feed_consumer_batch_records", &labels).record(batch.len() as f64);
             metrics::histogram!("feed_consumer_batch_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
@@ -262,6 +299,7 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
             list.add_partition_offset(&self.topic, *partition, offset)?;
         }
         self.consumer.assign(&list)?;
+        (self.paused, self.idle_at) = (false, Instant::now() + STAY_ACTIVE);
         let positions: HashMap<i32, i64> = owned.iter().map(|p| (*p, stored.get(p).copied().unwrap_or(0))).collect();
         tracing::info!(topic = %self.topic, group = %self.group, ?positions, "resuming from the sink's offsets");
         self.positions.reset(&positions);
@@ -275,11 +313,13 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
         self.looked_up.is_none_or(|at| at.elapsed() > METADATA_REFRESH)
     }
 
-    /// Waits for a first record, then gathers more for up to `linger`. Records below the
-    /// positions (prefetched before a seek) are dropped. While idle, asks the sink every
-    /// [`IDLE_CHECK`] whether its offsets moved.
+    /// Waits for a first record, then gathers more for up to `linger` (0: only what has
+    /// arrived already). Records below the positions (prefetched before a seek) are
+    /// dropped. While idle it pauses and resumes (see the module documentation), and asks
+    /// the sink every [`IDLE_CHECK`] whether its offsets moved.
     async fn next_batch<S: Sink<T>>(&mut self, sink: &mut S, shutdown: &Shutdown) -> Next {
         let first = loop {
+            let decide_at = if self.paused { self.idle_at + crate::wakeup::IDLE_LOOK } else { self.idle_at };
             tokio::select! {
                 _ = shutdown.cancelled() => return Next::Shutdown,
                 m = self.consumer.recv() => match m {
@@ -292,7 +332,16 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
                         sleep(Duration::from_millis(500)).await;
                     }
                 },
-                _ = sleep(IDLE_CHECK) => {
+                _ = changed(&mut self.wake) => self.set_paused(false, STAY_ACTIVE),
+                _ = tokio::time::sleep_until(decide_at) => {
+                    if self.paused {
+                        self.set_paused(false, self.fetch_wait * LOOK_FETCHES);
+                    } else {
+                        self.set_paused(true, Duration::ZERO);
+                    }
+                }
+                _ = tokio::time::sleep_until(self.checked_at + IDLE_CHECK) => {
+                    self.checked_at = Instant::now();
                     if sink.offsets_moved().await {
                         return Next::Resume;
                     }
@@ -312,6 +361,33 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
             }
         }
         Next::Batch(batch)
+    }
+
+    /// Stops fetching (the owned partitions unassigned), or fetches again from the
+    /// positions (assigned at them) and keeps fetching for at least `stay`. Assigning at
+    /// explicit offsets, rather than pausing, leaves nothing to what a paused fetch left
+    /// behind.
+    fn set_paused(&mut self, paused: bool, stay: Duration) {
+        let now = Instant::now();
+        if paused != self.paused {
+            let done = if paused {
+                self.consumer.unassign()
+            } else {
+                let mut list = TopicPartitionList::new();
+                let added: Result<(), _> = self.owned.iter().try_for_each(|partition| {
+                    let next = self.positions.next(*partition).map_or(Offset::Beginning, Offset::Offset);
+                    list.add_partition_offset(&self.topic, *partition, next)
+                });
+                added.and_then(|()| self.consumer.assign(&list))
+            };
+            if let Err(error) = done {
+                tracing::warn!(topic = %self.topic, %error, paused, "cannot stop or start fetching");
+                return;
+            }
+            tracing::debug!(topic = %self.topic, paused, "fetching stopped or started");
+        }
+        self.paused = paused;
+        self.idle_at = if paused { now } else { self.idle_at.max(now + stay) };
     }
 
     /// Whether `message` is on an owned partition at or past its position.
@@ -473,6 +549,14 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
         if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
             tracing::warn!(%topic, "broker unreachable: stopped without closing the Kafka client");
         }
+    }
+}
+
+/// Resolves when `wake` changes; never if there is none (or it closed).
+async fn changed(wake: &mut Option<watch::Receiver<u64>>) {
+    let Some(receiver) = wake else { return std::future::pending().await };
+    if receiver.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -16,6 +16,7 @@
 //! - [`consumer`]: the loop every consumer runs, its sinks owning the offsets;
 //! - [`health`]: how far each consumer got, for lag, stall alerts and `/health`;
 //! - [`process`]: how the writer and the fan-out boot and end;
+//! - [`wakeup`]: the API's announcements that wake idle consumers;
 //! - [`config`], [`telemetry`], [`metrics`], [`kafka`], [`db`], [`redis_client`], [`shutdown`]: setup.
 
 pub mod activities;
@@ -36,3 +37,4 @@ pub mod redis_client;
 pub mod shutdown;
 pub mod streams;
 pub mod telemetry;
+pub mod wakeup;
