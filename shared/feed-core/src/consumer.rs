@@ -12,10 +12,11 @@
 //!   the same write, so a redelivered record, or one applied meanwhile by another
 //!   replica that wrongly owns the same partition, changes nothing.
 //!
-//! Idle costs nothing: a consumer that received nothing for [`STAY_ACTIVE`] pauses its
-//! partitions (no fetches at all), and resumes when the API announces a publish to its
-//! topic ([`crate::wakeup`]) or, in case nobody announces, every
-//! [`crate::wakeup::IDLE_LOOK`] for a short look.
+//! Idle costs nothing: a consumer that received nothing for [`STAY_ACTIVE`] (and whose
+//! partitions have nothing waiting, by their high watermarks) stops fetching, and starts
+//! again when the API announces a publish to its topic ([`crate::wakeup`]) or, in case
+//! nobody announces, when a look at the high watermarks every
+//! [`crate::wakeup::IDLE_LOOK`] finds records waiting.
 //!
 //! Poison records do not stop a partition: a record that does not decode, or that keeps
 //! failing for any reason but an unreachable store ([`MAX_ATTEMPTS`] tries), goes to the
@@ -113,11 +114,7 @@ pub struct BatchSettings {
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// How long a consumer keeps fetching after its last record or wake-up before it pauses.
-pub const STAY_ACTIVE: Duration = Duration::from_millis(200);
-
-/// How long it fetches on a look of its own (no announcement) before pausing again: a
-/// few fetch waits.
-const LOOK_FETCHES: u32 = 3;
+pub const STAY_ACTIVE: Duration = Duration::from_millis(500);
 
 /// How often the topic's partitions are looked up again (partitions can be added).
 const METADATA_REFRESH: Duration = Duration::from_secs(30);
@@ -135,7 +132,7 @@ pub fn dead_letter_topic(topic: &str) -> String {
 
 /// A consumer of the partitions of one topic that one replica owns.
 pub struct BatchConsumer<T> {
-    consumer: AssignedConsumer,
+    consumer: std::sync::Arc<AssignedConsumer>,
     brokers: String,
     topic: String,
     group: String,
@@ -147,14 +144,14 @@ pub struct BatchConsumer<T> {
     /// The partitions currently assigned, and when they were looked up.
     owned: Vec<i32>,
     looked_up: Option<Instant>,
-    dead_letters: FutureProducer,
+    /// Made on the first dead letter: an idle producer is not free (its polling thread).
+    dead_letters: std::sync::OnceLock<FutureProducer>,
     /// Changes when the API announces a publish to the topic.
     wake: Option<watch::Receiver<u64>>,
     /// Whether the owned partitions are paused (idle: no fetches).
     paused: bool,
     /// Until when to keep fetching (when not paused), or since when paused.
     idle_at: Instant,
-    fetch_wait: Duration,
     /// When the sink was last asked whether its offsets moved.
     checked_at: Instant,
     records: PhantomData<fn() -> T>,
@@ -192,7 +189,7 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
     ) -> anyhow::Result<Self> {
         let positions = Positions::register(group, topic, config.stall_after);
         Ok(Self {
-            consumer: crate::kafka::assigned_consumer(brokers, group, config.fetch_wait, positions.clone())?,
+            consumer: std::sync::Arc::new(crate::kafka::assigned_consumer(brokers, group, config.fetch_wait, positions.clone())?),
             brokers: brokers.to_string(),
             topic: topic.to_string(),
             group: group.to_string(),
@@ -201,11 +198,10 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
             positions,
             owned: Vec::new(),
             looked_up: None,
-            dead_letters: crate::kafka::producer(brokers, Duration::from_secs(30))?,
+            dead_letters: std::sync::OnceLock::new(),
             wake: wakeups.of(topic),
             paused: false,
             idle_at: Instant::now() + STAY_ACTIVE,
-            fetch_wait: config.fetch_wait,
             checked_at: Instant::now(),
             records: PhantomData,
         })
@@ -334,8 +330,13 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
                 },
                 _ = changed(&mut self.wake) => self.set_paused(false, STAY_ACTIVE),
                 _ = tokio::time::sleep_until(decide_at) => {
-                    if self.paused {
-                        self.set_paused(false, self.fetch_wait * LOOK_FETCHES);
+                    // Paused: look whether records wait. Fetching: stop, unless records
+                    // wait (a fetch that has not come back yet).
+                    let waiting = self.records_waiting().await;
+                    if waiting {
+                        self.set_paused(false, STAY_ACTIVE);
+                    } else if self.paused {
+                        self.idle_at = Instant::now();
                     } else {
                         self.set_paused(true, Duration::ZERO);
                     }
@@ -361,6 +362,20 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
             }
         }
         Next::Batch(batch)
+    }
+
+    /// Whether an owned partition has records past this consumer's position, by the
+    /// broker's high watermarks (one cheap request each, no fetch); `true` when the
+    /// broker cannot tell, so a doubt resumes fetching.
+    async fn records_waiting(&self) -> bool {
+        let (consumer, topic) = (self.consumer.clone(), self.topic.clone());
+        let positions: Vec<(i32, i64)> = self.owned.iter().map(|p| (*p, self.positions.next(*p).unwrap_or(0))).collect();
+        let looked = tokio::task::spawn_blocking(move || {
+            positions.iter().any(|(partition, next)| {
+                consumer.fetch_watermarks(&topic, *partition, Duration::from_secs(2)).map_or(true, |(_, high)| high > *next)
+            })
+        });
+        looked.await.unwrap_or(true)
     }
 
     /// Stops fetching (the owned partitions unassigned), or fetches again from the
@@ -494,7 +509,11 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
             if let Some(key) = &raw.key {
                 record = record.key(key);
             }
-            match self.dead_letters.send(record, Duration::from_secs(5)).await {
+            let sent = match self.dead_letter_producer() {
+                Ok(producer) => producer.send(record, Duration::from_secs(5)).await.map_err(|(e, _)| e.to_string()),
+                Err(error) => Err(format!("{error:#}")),
+            };
+            match sent {
                 Ok(_) => {
                     metrics::counter!("feed_consumer_dead_letters_total", "topic" => self.topic.clone(), "group" => self.group.clone())
                         .increment(1);
@@ -507,7 +526,7 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
                     );
                     return true;
                 }
-                Err((send_error, _)) => {
+                Err(send_error) => {
                     tracing::warn!(error = %send_error, "dead-letter publish failed, retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return false,
@@ -516,6 +535,15 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
                 }
             }
         }
+    }
+
+    /// The dead-letter producer, made on first use.
+    fn dead_letter_producer(&self) -> anyhow::Result<&FutureProducer> {
+        if let Some(producer) = self.dead_letters.get() {
+            return Ok(producer);
+        }
+        let producer = crate::kafka::producer(&self.brokers, Duration::from_secs(30))?;
+        Ok(self.dead_letters.get_or_init(|| producer))
     }
 
     /// One [`EVENT_LOG`] line per record, so an event can be followed by its id.
@@ -545,7 +573,8 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
     /// so giving up loses nothing.
     async fn close(self) {
         let Self { consumer, dead_letters, topic, .. } = self;
-        let closing = tokio::task::spawn_blocking(move || drop((consumer, dead_letters)));
+        // The last reference unless a watermark look is still under way (bounded).
+        let closing = tokio::task::spawn_blocking(move || drop((consumer, dead_letters.into_inner())));
         if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
             tracing::warn!(%topic, "broker unreachable: stopped without closing the Kafka client");
         }

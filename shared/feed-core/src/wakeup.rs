@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// How often a paused consumer looks for records nobody announced.
-pub const IDLE_LOOK: Duration = Duration::from_secs(2);
+pub const IDLE_LOOK: Duration = Duration::from_secs(5);
 
 /// The announcements of one process's topics: one subscription, a counter per topic
 /// that rises with every announcement.
