@@ -361,6 +361,7 @@ impl Stack {
             max_body_bytes: 64 * 1024,
             db_pool_size: 8,
             feed: options.feed,
+            body_cache_entries: 10_000,
             limits: options.limits,
             shedding: options.shedding,
         };

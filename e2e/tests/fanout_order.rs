@@ -116,7 +116,8 @@ impl Feeds {
     /// `user`'s friends feed as a read sees it (pushed entries merged with hot authors'),
     /// event ids newest first.
     async fn read(&self, user: i64) -> Vec<uuid::Uuid> {
-        let page = feed_core::friends::read(&self.redis, &self.keys, user, None, 1000).await.expect("read");
+        let page =
+            feed_core::friends::read(&self.redis, &self.keys, &feed_core::friends::Bodies::new(100), user, None, 1000).await.expect("read");
         page.entries.iter().map(|e| e.entry.event_id).collect()
     }
 
@@ -448,7 +449,7 @@ async fn feeds_are_trimmed_to_the_newest_entries_and_say_so() {
     assert_eq!(feeds.feed(2).await, newest);
     let trimmed: String = redis::cmd("HGET").arg(feeds.keys.reader(2)).arg("trimmed").query_async(&mut feeds.redis.clone()).await.unwrap();
     assert_eq!(trimmed.parse::<i64>().unwrap(), feed::score(posts[2].time), "the newest entry trimmed");
-    let page = feed_core::friends::read(&feeds.redis, &feeds.keys, 2, None, 10).await.unwrap();
+    let page = feed_core::friends::read(&feeds.redis, &feeds.keys, &feed_core::friends::Bodies::new(100), 2, None, 10).await.unwrap();
     assert_eq!(page.entries.len(), 5);
     assert!(!page.complete, "older entries are only in PostgreSQL");
     // The author's own set is trimmed too, and the trimmed entries' bodies are gone.
@@ -479,7 +480,7 @@ async fn inactive_readers_are_skipped_and_told_what_they_lack() {
     assert_eq!(feeds.apply(&[(1, &p)]).await, Stored::Applied);
     assert_eq!(feeds.feed(2).await, vec![ref_of(&p)]);
     assert!(feeds.feed(3).await.is_empty(), "inactive: not pushed");
-    let page = feed_core::friends::read(&feeds.redis, &feeds.keys, 3, None, 10).await.unwrap();
+    let page = feed_core::friends::read(&feeds.redis, &feeds.keys, &feed_core::friends::Bodies::new(100), 3, None, 10).await.unwrap();
     assert_eq!(page.stale, vec![(1, 1)], "its feed lacks events of partition 1 below offset 1");
 }
 

@@ -30,6 +30,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `DB_POOL_SIZE` (default 16).
     pub db_pool_size: u32,
+    /// `BODY_CACHE_ENTRIES` (default 100000): feed entries' bodies kept in memory (about
+    /// 200 bytes each), so a feed page costs Redis its refs and only the bodies not seen.
+    pub body_cache_entries: u64,
     /// How the fan-out keeps the feeds (`FEED_MAX_LEN`, `HOT_AUTHOR_FOLLOWERS`,
     /// `FEED_ACTIVE_HOURS`): the API catches returning readers up by them.
     pub feed: FeedSettings,
@@ -60,6 +63,7 @@ impl Config {
             max_body_bytes: env_or("MAX_BODY_BYTES", 64 * 1024)?,
             db_pool_size: env_or("DB_POOL_SIZE", 16)?,
             feed: FeedSettings::from_env()?,
+            body_cache_entries: env_or("BODY_CACHE_ENTRIES", 100_000)?,
             limits: server::Limits {
                 max_connections: env_or("MAX_CONNECTIONS", 1024)?,
                 header_read_timeout: env_millis("HEADER_READ_TIMEOUT_MS", 10_000)?,

@@ -21,7 +21,7 @@ pub struct Entry {
     /// Its place, for the next page's cursor.
     pub cursor: Cursor,
     /// The entry as the feeds return it.
-    pub json: Vec<u8>,
+    pub json: feed_core::friends::Body,
 }
 
 /// A page of a friends feed.
@@ -51,17 +51,13 @@ pub async fn page(state: &AppState, reader: i64, start: Start, count: usize) -> 
     };
     let place = after.map(|c| Place { micros: c.micros, event_id: c.id });
     let wanted = skip + count;
-    let generation_key = state.keys.generation();
-    let (generation, mut read) = tokio::try_join!(
-        async { redis::cmd("GET").arg(&generation_key).query_async::<Option<String>>(&mut state.redis.clone()).await },
-        friends::read(&state.redis, &state.keys, reader, place, wanted),
-    )?;
-    let complete_feeds = feeds_complete(generation.as_deref());
+    let mut read = friends::read(&state.redis, &state.keys, &state.bodies, reader, place, wanted).await?;
+    let complete_feeds = feeds_complete(read.generation.as_deref());
     let mut caught_up = read.stale.is_empty();
     if !caught_up && complete_feeds {
         caught_up = catch_up(state, reader, &read.stale).await?;
         if caught_up {
-            read = friends::read(&state.redis, &state.keys, reader, place, wanted).await?;
+            read = friends::read(&state.redis, &state.keys, &state.bodies, reader, place, wanted).await?;
         }
     }
     let rebuilding = !complete_feeds || !caught_up;
@@ -91,7 +87,7 @@ pub async fn page(state: &AppState, reader: i64, start: Start, count: usize) -> 
         metrics::counter!("feed_friends_pages_from_db_total").increment(1);
         for row in rows {
             let json = serde_json::to_vec(&row.entry()).map_err(|e| ApiError::internal(&e, "api"))?;
-            entries.push(Entry { cursor: Cursor::at(row.time, row.event_id), json });
+            entries.push(Entry { cursor: Cursor::at(row.time, row.event_id), json: json.into() });
         }
     } else if skip > 0 {
         entries.drain(..skip.min(entries.len()));

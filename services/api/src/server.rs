@@ -33,31 +33,6 @@ pub struct Limits {
     pub body_read_timeout: Duration,
 }
 
-/// How often freed memory is handed back to the system after connections closed.
-const TRIM_EVERY: Duration = Duration::from_secs(5);
-
-/// Hands freed heap pages back to the system, every [`TRIM_EVERY`] while connections
-/// close. glibc's allocator keeps what a storm of connections freed (their buffers) in
-/// its arenas, so without this the API's memory stays at the storm's peak.
-async fn trim_memory(closed: Arc<std::sync::atomic::AtomicU64>, shutdown: feed_core::shutdown::Shutdown) {
-    let mut trimmed_at = 0;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(TRIM_EVERY) => {}
-        }
-        let now = closed.load(std::sync::atomic::Ordering::Relaxed);
-        if now != trimmed_at {
-            trimmed_at = now;
-            #[cfg(target_env = "gnu")]
-            // SAFETY: malloc_trim only walks the allocator's own free lists.
-            unsafe {
-                libc::malloc_trim(0);
-            }
-        }
-    }
-}
-
 /// How long shutdown waits for the requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -72,8 +47,6 @@ pub async fn serve(
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
-    let closed = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    tokio::spawn(trim_memory(closed.clone(), shutdown.clone()));
     loop {
         let slot = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -105,13 +78,11 @@ pub async fn serve(
         }));
         let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let connection = graceful.watch(connection);
-        let closed = closed.clone();
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(error = %error, "connection ended with an error");
             }
             drop(slot);
-            closed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         });
     }
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {

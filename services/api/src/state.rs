@@ -10,17 +10,31 @@ use feed_core::keys::Keys;
 use feed_core::redis_client::Redis;
 use feed_core::shutdown::Shutdown;
 use sqlx::PgPool;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// What every handler can reach.
+/// What every handler can reach: cheap to clone (axum clones it for every request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     /// PostgreSQL projections (users, objects, follows, activities).
     pub db: PgPool,
     /// Redis, where the friends feeds live (one multiplexed connection, or a cluster's).
     pub redis: Redis,
     /// How the fan-out keeps the feeds (for catching a returning reader up).
     pub feed_settings: FeedSettings,
+    /// Feed entries' bodies read recently (`BODY_CACHE_ENTRIES`).
+    pub bodies: feed_core::friends::Bodies,
     /// Redis key names.
     pub keys: Keys,
     /// Recently seen app keys.
@@ -71,19 +85,20 @@ impl AppState {
         let (Some(feed), Some(events), Some(analytics)) = (streams.next(), streams.next(), streams.next()) else {
             anyhow::bail!("three streams");
         };
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             feed,
             events,
             analytics,
             db,
             redis,
             feed_settings: config.feed,
+            bodies: feed_core::friends::Bodies::new(config.body_cache_entries),
             keys,
             auth_cache: auth::auth_cache(),
             analytics_window: common.analytics_window,
             shedding: shedding::Shedding::new(config.shedding),
             publish_timeout: config.publish_timeout,
-        })
+        })))
     }
 
     /// Records a feed `event` (see [`AppState::record_on`]).

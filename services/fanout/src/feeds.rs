@@ -330,6 +330,7 @@ impl FeedSink {
         call.arg(bytes.as_slice()).arg(CHUNK);
         let (count, inline): (u64, Vec<i64>) = call.invoke_async(&mut self.redis.clone()).await?;
         let inline = (count as usize <= CHUNK).then_some(inline);
+        let bytes = &bytes;
         for_followers(&self.redis, &self.keys, actor, inline, |followers| async move {
             let commands = followers
                 .iter()

@@ -59,8 +59,9 @@ pub fn score(time: DateTime<Utc>) -> i64 {
     time.timestamp_micros()
 }
 
-/// A feed's reference to an entry, the member of the Redis feeds: 24 bytes, the event
-/// id (16) then the actor id (8, big-endian). Members of equal score sort by event id,
+/// A feed's reference to an entry, the member of the Redis feeds: the event id (16
+/// bytes) then the actor id in decimal (a scripts can name the actor's keys with it), about
+/// 22 bytes. Members of equal score sort by event id,
 /// as the hypertable orders entries of the same time, so a page can start in Redis and
 /// continue in PostgreSQL. The entry's body is stored once, under its actor (see
 /// [`crate::keys::Keys::bodies`]).
@@ -73,19 +74,16 @@ pub struct EntryRef {
 }
 
 impl EntryRef {
-    /// The length of a ref in bytes.
-    pub const LEN: usize = 24;
-
     /// The ref of `event`'s entry, or `None` for events that do not fan out.
     pub fn of(event: &Event) -> Option<Self> {
         (event.kind.fans_out() && event.verb().is_some()).then_some(Self { event_id: event.event_id, actor_id: event.actor.id })
     }
 
-    /// The 24 bytes stored in Redis.
-    pub fn to_bytes(self) -> [u8; Self::LEN] {
-        let mut bytes = [0u8; Self::LEN];
-        bytes[..16].copy_from_slice(self.event_id.as_bytes());
-        bytes[16..].copy_from_slice(&self.actor_id.to_be_bytes());
+    /// The bytes stored in Redis.
+    pub fn to_bytes(self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(24);
+        bytes.extend_from_slice(self.event_id.as_bytes());
+        bytes.extend_from_slice(self.actor_id.to_string().as_bytes());
         bytes
     }
 
@@ -97,8 +95,8 @@ impl EntryRef {
     /// Parses what [`EntryRef::to_bytes`] wrote; `None` for anything else.
     pub fn parse(bytes: &[u8]) -> Option<Self> {
         let event_id = Uuid::from_slice(bytes.get(..16)?).ok()?;
-        let actor: [u8; 8] = bytes.get(16..)?.try_into().ok()?;
-        Some(Self { event_id, actor_id: i64::from_be_bytes(actor) })
+        let actor_id = std::str::from_utf8(bytes.get(16..)?).ok()?.parse().ok()?;
+        Some(Self { event_id, actor_id })
     }
 }
 
@@ -167,6 +165,7 @@ mod tests {
         assert_eq!(EntryRef::parse(&a.to_bytes()), Some(a));
         assert_eq!(EntryRef::parse(&b.to_bytes()), Some(b));
         assert!(a.to_bytes() < b.to_bytes(), "Redis orders equal scores by member bytes");
+        assert_eq!(&a.to_bytes()[16..], b"9", "the actor in decimal, for scripts");
         assert_eq!(EntryRef::parse(b"garbage"), None);
     }
 

@@ -3,9 +3,14 @@
 //! actors' bodies; and how far down that can be trusted, past which the caller goes on
 //! from PostgreSQL (`crate::activities::friends`), in the same order.
 //!
-//! Two round trips, each a handful of commands sent at once: the reader's own slot
-//! (its page of refs, its hot followees, its meta — and it counts as active), then the
-//! bodies of those refs and the hot authors' pages with theirs.
+//! Refs first: on a single Redis one script reads the reader's page of refs, its hot
+//! followees' pages and the feeds' generation (it names the hot authors' keys as it
+//! learns them, which only a single Redis allows); on a Redis Cluster that is two round
+//! trips (the reader's slot, then the hot authors' pages). Then bodies: a body never
+//! changes once written (a deleted entry's ref leaves the feeds, so its body is not asked
+//! for again), so each reading process keeps the recent ones ([`Bodies`]) and asks Redis
+//! only for the others, one `HMGET` per actor. Either way the read counts as the
+//! reader's activity.
 //!
 //! How far it can be trusted: each sorted set involved may lack entries older than its
 //! trim mark (the score of the newest entry trimmed from it, or inherited from an author
@@ -21,7 +26,7 @@ use crate::keys::Keys;
 use crate::redis_client::Redis;
 use redis::Script;
 use std::collections::{HashMap, HashSet};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use uuid::Uuid;
 
 /// A place in a feed: the next page holds the entries strictly older than it.
@@ -33,42 +38,80 @@ pub struct Place {
     pub event_id: Uuid,
 }
 
-/// The reader's page of pushed refs, its hot followees and its meta hash; touches its
-/// activity. KEYS: feed, hot-following, reader. ARGV: max score (`+inf` or the
-/// cursor's), the cursor's event id (16 bytes, or ''), count, now (ms). Returns `{refs
-/// and scores (flat, newest first, strictly after the cursor), hot followees, the meta
-/// hash (flat)}`.
-static READ_START: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+/// An entry's JSON, shared between the pages that show it.
+pub type Body = Arc<[u8]>;
+
+/// The bodies a process read recently, by event id, so a page costs Redis only the refs
+/// and the bodies it has not seen (see the module documentation for why that is exact).
+#[derive(Clone)]
+pub struct Bodies(moka::sync::Cache<Uuid, Body>);
+
+impl Bodies {
+    /// Keeps up to `capacity` bodies (about 200 bytes each).
+    pub fn new(capacity: u64) -> Self {
+        Self(moka::sync::Cache::new(capacity))
+    }
+}
+
+/// Lua: records the read as the reader's activity (at most once a minute: activity is
+/// judged in hours).
+const TOUCH: &str = r#"
+local function touch(reader, now)
+    if tonumber(now) - tonumber(redis.call('HGET', reader, 'active') or '0') > 60000 then
+        redis.call('HSET', reader, 'active', now)
+    end
+end
+"#;
+
+/// The refs of a read on a single Redis. KEYS: feed, hot-following, reader, generation.
+/// ARGV: max score (`+inf` or the cursor's), the cursor's event id (16 bytes, or ''),
+/// count, now (ms), then what comes before and after the user id in the names of the
+/// `authored` and `author` keys. Returns `{pushed refs and scores (flat, newest first,
+/// strictly after the cursor), the reader's meta (flat), the generation or '', {hot
+/// author, its page, its trim mark or ''} per hot followee}`.
+static READ_ALL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{TOUCH}local page = {PAGE_FN}{}",
         r#"
-local active = tonumber(redis.call('HGET', KEYS[3], 'active') or '0')
-if tonumber(ARGV[4]) > active then redis.call('HSET', KEYS[3], 'active', ARGV[4]) end
-return {PAGE(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])), redis.call('SMEMBERS', KEYS[2]), redis.call('HGETALL', KEYS[3])}
+touch(KEYS[3], ARGV[4])
+local count = tonumber(ARGV[3])
+local pages = {}
+for _, author in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    local refs = page(ARGV[5] .. author .. ARGV[6], ARGV[1], ARGV[2], count)
+    pages[#pages + 1] = {author, refs, redis.call('HGET', ARGV[7] .. author .. ARGV[8], 'trimmed') or ''}
+end
+return {page(KEYS[1], ARGV[1], ARGV[2], count), redis.call('HGETALL', KEYS[3]), redis.call('GET', KEYS[4]) or '', pages}
 "#
-        .replace("PAGE", PAGE_FN)
-        .as_str(),
-    )
+    ))
 });
 
-/// A hot author's page with its bodies. KEYS: authored, bodies, author. ARGV: as
-/// [`READ_START`] but now. Returns `{refs and scores (flat), their bodies ('' when
-/// gone), the trim mark or ''}`.
-static AUTHORED_PAGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+/// On a cluster, the reader's own slot: its page of pushed refs, its hot followees and
+/// its meta. KEYS: feed, hot-following, reader. ARGV: as [`READ_ALL`]'s first four.
+/// Returns `{refs and scores, hot followees, the meta hash (flat)}`.
+static READ_START: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{TOUCH}local page = {PAGE_FN}{}",
         r#"
-local page = PAGE(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))
-local bodies = {}
-for i = 1, #page, 2 do bodies[#bodies + 1] = redis.call('HGET', KEYS[2], string.sub(page[i], 1, 16)) or '' end
-return {page, bodies, redis.call('HGET', KEYS[3], 'trimmed') or ''}
+touch(KEYS[3], ARGV[4])
+return {page(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])), redis.call('SMEMBERS', KEYS[2]), redis.call('HGETALL', KEYS[3])}
 "#
-        .replace("PAGE", PAGE_FN)
-        .as_str(),
-    )
+    ))
+});
+
+/// On a cluster, a hot author's page. KEYS: authored, author. ARGV: as [`READ_ALL`]'s
+/// first three. Returns `{refs and scores, the trim mark or ''}`.
+static AUTHORED_PAGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "local page = {PAGE_FN}{}",
+        r#"
+return {page(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])), redis.call('HGET', KEYS[2], 'trimmed') or ''}
+"#
+    ))
 });
 
 /// Lua: up to `count` members of a sorted set strictly after (`max`, `id`), newest
 /// first, as a flat member/score list.
-const PAGE_FN: &str = r#"(function(key, max, id, count)
+const PAGE_FN: &str = r#"function(key, max, id, count)
     local out, offset = {}, 0
     while true do
         local got = redis.call('ZREVRANGEBYSCORE', key, max, '-inf', 'WITHSCORES', 'LIMIT', offset, count)
@@ -81,7 +124,8 @@ const PAGE_FN: &str = r#"(function(key, max, id, count)
         if #out >= 2 * count or #got < 2 * count then return out end
         offset = offset + count
     end
-end)"#;
+end
+"#;
 
 /// One entry read from Redis.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,14 +135,14 @@ pub struct Entry {
     /// Its ref.
     pub entry: EntryRef,
     /// Its JSON, as reads return it; `None` when its body is gone.
-    pub body: Option<Vec<u8>>,
+    pub body: Option<Body>,
 }
 
-/// What one sorted set contributed to a page.
+/// What one sorted set contributed to a page: its refs after the cursor, newest first.
 #[derive(Clone, Debug, Default)]
 pub struct Source {
-    /// Its entries after the cursor, newest first.
-    pub entries: Vec<Entry>,
+    /// Its refs and where they are.
+    pub entries: Vec<(Place, EntryRef)>,
     /// Its trim mark: it may lack entries at or below this score.
     pub trimmed: Option<i64>,
 }
@@ -114,104 +158,161 @@ pub struct Page {
     /// Stale marks: partition → offset below which pushes to this reader were skipped
     /// while it was inactive. Non-empty means the feed must catch up first.
     pub stale: Vec<(i32, i64)>,
+    /// The feeds' generation (see `crate::feed::feeds_complete`).
+    pub generation: Option<String>,
 }
 
-/// The merge: the union of `sources` (a ref seen twice counts once), newest first,
-/// cut above the highest trim mark and at the first entry without a body, at most
-/// `count`.
-pub fn merge(sources: Vec<Source>, count: usize) -> Page {
+/// The candidates of a page: the union of `sources` (a ref seen twice counts once),
+/// newest first, cut above the highest trim mark, at most `count`; and whether nothing
+/// was trimmed (then a short page means there is nothing more anywhere: each source
+/// returned everything it has after the cursor, or the page would be full).
+pub fn candidates(sources: Vec<Source>, count: usize) -> (Vec<(Place, EntryRef)>, bool) {
     let horizon = sources.iter().filter_map(|s| s.trimmed).max();
     let mut seen = HashSet::new();
-    let mut all: Vec<Entry> = sources.into_iter().flat_map(|s| s.entries).filter(|e| seen.insert(e.entry.event_id)).collect();
-    all.sort_by_key(|e| std::cmp::Reverse(e.place));
-    let mut entries = Vec::with_capacity(count.min(all.len()));
-    let mut complete = horizon.is_none();
-    for entry in all {
-        if entries.len() == count {
-            break;
-        }
-        if horizon.is_some_and(|h| entry.place.micros <= h) || entry.body.is_none() {
+    let mut all: Vec<(Place, EntryRef)> = sources.into_iter().flat_map(|s| s.entries).filter(|(_, e)| seen.insert(e.event_id)).collect();
+    all.sort_by_key(|(place, _)| std::cmp::Reverse(*place));
+    let reliable = all.iter().take_while(|(place, _)| horizon.is_none_or(|h| place.micros > h)).count();
+    let complete = horizon.is_none();
+    all.truncate(reliable.min(count));
+    (all, complete)
+}
+
+/// The page from the candidates and their bodies: up to the first whose body is gone.
+pub fn page(candidates: Vec<(Place, EntryRef)>, complete: bool, bodies: &HashMap<Uuid, Body>) -> Page {
+    let mut entries = Vec::with_capacity(candidates.len());
+    let mut complete = complete;
+    for (place, entry) in candidates {
+        let Some(body) = bodies.get(&entry.event_id) else {
             complete = false;
             break;
-        }
-        entries.push(entry);
+        };
+        entries.push(Entry { place, entry, body: Some(body.clone()) });
     }
-    Page { entries, complete, stale: Vec::new() }
+    Page { entries, complete, stale: Vec::new(), generation: None }
 }
 
-/// Parses a flat member/score list.
-fn refs(flat: Scored) -> Vec<(EntryRef, i64)> {
-    flat.into_iter().filter_map(|(member, micros)| Some((EntryRef::parse(&member)?, micros))).collect()
-}
-
-fn place(entry: EntryRef, micros: i64) -> Place {
-    Place { micros, event_id: entry.event_id }
+/// A sorted set's page as a [`Source`].
+fn source(refs: Scored, trimmed: Option<&str>) -> Source {
+    let entries = refs
+        .into_iter()
+        .filter_map(|(member, micros)| {
+            let entry = EntryRef::parse(&member)?;
+            Some((Place { micros, event_id: entry.event_id }, entry))
+        })
+        .collect();
+    Source { entries, trimmed: trimmed.and_then(|m| m.parse::<f64>().ok()).map(|m| m as i64) }
 }
 
 /// Reads `count` entries of `reader`'s friends feed strictly after `after` (the newest
 /// when `None`), and counts the read as the reader's activity.
-pub async fn read(redis: &Redis, keys: &Keys, reader: i64, after: Option<Place>, count: usize) -> redis::RedisResult<Page> {
+pub async fn read(
+    redis: &Redis,
+    keys: &Keys,
+    bodies: &Bodies,
+    reader: i64,
+    after: Option<Place>,
+    count: usize,
+) -> redis::RedisResult<Page> {
     let (max, id) = match after {
         Some(p) => (p.micros.to_string(), p.event_id.as_bytes().to_vec()),
         None => ("+inf".to_string(), Vec::new()),
     };
-    let mut start = READ_START.prepare_invoke();
-    start.key(keys.friends(reader)).key(keys.hot_following(reader)).key(keys.reader(reader));
-    start.arg(&max).arg(id.as_slice()).arg(count).arg(chrono::Utc::now().timestamp_millis());
-    let (pushed, hot, meta): (Scored, Vec<i64>, HashMap<String, String>) = start.invoke_async(&mut redis.clone()).await?;
-    let pushed = refs(pushed);
+    let now = chrono::Utc::now().timestamp_millis();
+    let (sources, meta, generation) = if redis.is_cluster() {
+        refs_by_slot(redis, keys, reader, (&max, &id), count, now).await?
+    } else {
+        let mut call = READ_ALL.prepare_invoke();
+        call.key(keys.friends(reader)).key(keys.hot_following(reader)).key(keys.reader(reader)).key(keys.generation());
+        call.arg(&max).arg(id.as_slice()).arg(count).arg(now);
+        for kind in ["authored", "author"] {
+            let (before, after) = keys.user_key_parts(kind);
+            call.arg(before).arg(after);
+        }
+        type HotPages = Vec<(i64, Scored, String)>;
+        let (pushed, meta, generation, hot): (Scored, HashMap<String, String>, String, HotPages) =
+            call.invoke_async(&mut redis.clone()).await?;
+        let mut sources = vec![source(pushed, meta.get("trimmed").map(String::as_str))];
+        sources.extend(hot.into_iter().map(|(_, refs, trimmed)| source(refs, Some(&trimmed))));
+        (sources, meta, (!generation.is_empty()).then_some(generation))
+    };
+    let (candidates, complete) = candidates(sources, count);
+    let found = hydrate(redis, keys, bodies, candidates.iter().map(|(_, entry)| *entry)).await?;
+    let mut page = page(candidates, complete, &found);
+    page.stale =
+        meta.iter().filter_map(|(field, value)| Some((field.strip_prefix("stale:")?.parse().ok()?, value.parse().ok()?))).collect();
+    page.generation = generation;
+    Ok(page)
+}
 
-    // Bodies of the pushed refs, per actor; the hot authors' pages.
-    let mut by_actor: HashMap<i64, Vec<EntryRef>> = HashMap::new();
-    for (entry, _) in &pushed {
-        by_actor.entry(entry.actor_id).or_default().push(*entry);
+/// The bodies of `entries`: from `bodies` where it has them, the rest with one `HMGET`
+/// per actor (sent at once); absent where Redis has none.
+async fn hydrate(
+    redis: &Redis,
+    keys: &Keys,
+    bodies: &Bodies,
+    entries: impl Iterator<Item = EntryRef>,
+) -> redis::RedisResult<HashMap<Uuid, Body>> {
+    let mut found = HashMap::new();
+    let mut missing: HashMap<i64, Vec<Uuid>> = HashMap::new();
+    for entry in entries {
+        match bodies.0.get(&entry.event_id) {
+            Some(body) => {
+                found.insert(entry.event_id, body);
+            }
+            None => missing.entry(entry.actor_id).or_default().push(entry.event_id),
+        }
     }
-    let bodies = by_actor.iter().map(|(actor, entries)| {
+    let asked = missing.iter().map(|(actor, ids)| {
         let mut cmd = redis::cmd("HMGET");
         cmd.arg(keys.bodies(*actor));
-        for entry in entries {
-            cmd.arg(entry.body_field().as_slice());
+        for id in ids {
+            cmd.arg(id.as_bytes().as_slice());
         }
         let mut redis = redis.clone();
         async move { cmd.query_async::<Vec<Option<Vec<u8>>>>(&mut redis).await }
     });
-    let hot_pages = hot.iter().map(|author| {
-        let mut page = AUTHORED_PAGE.prepare_invoke();
-        page.key(keys.authored(*author)).key(keys.bodies(*author)).key(keys.author(*author));
-        page.arg(&max).arg(id.as_slice()).arg(count);
-        let mut redis = redis.clone();
-        async move { page.invoke_async::<(Scored, Vec<Vec<u8>>, String)>(&mut redis).await }
-    });
-    let (bodies, hot_pages) = tokio::try_join!(futures::future::try_join_all(bodies), futures::future::try_join_all(hot_pages))?;
-
-    let mut found: HashMap<Uuid, Vec<u8>> = HashMap::new();
-    for ((_, entries), bodies) in by_actor.iter().zip(bodies) {
-        for (entry, body) in entries.iter().zip(bodies) {
+    for (ids, answers) in missing.values().zip(futures::future::try_join_all(asked).await?) {
+        for (id, body) in ids.iter().zip(answers) {
             if let Some(body) = body {
-                found.insert(entry.event_id, body);
+                let body: Body = body.into();
+                bodies.0.insert(*id, body.clone());
+                found.insert(*id, body);
             }
         }
     }
-    let parse_mark = |raw: Option<&String>| raw.and_then(|m| m.parse::<f64>().ok()).map(|m| m as i64);
-    let mut sources = vec![Source {
-        entries: pushed
-            .into_iter()
-            .map(|(entry, micros)| Entry { place: place(entry, micros), entry, body: found.remove(&entry.event_id) })
-            .collect(),
-        trimmed: parse_mark(meta.get("trimmed")),
-    }];
-    for (page, bodies, trimmed) in hot_pages {
-        let entries = refs(page)
-            .into_iter()
-            .zip(bodies)
-            .map(|((entry, micros), body)| Entry { place: place(entry, micros), entry, body: (!body.is_empty()).then_some(body) })
-            .collect();
-        sources.push(Source { entries, trimmed: parse_mark(Some(&trimmed)) });
+    Ok(found)
+}
+
+/// The refs of a read on a cluster: the reader's slot (and the generation's), then the
+/// hot authors' pages, each round trip's commands sent at once.
+async fn refs_by_slot(
+    redis: &Redis,
+    keys: &Keys,
+    reader: i64,
+    (max, id): (&str, &[u8]),
+    count: usize,
+    now: i64,
+) -> redis::RedisResult<(Vec<Source>, HashMap<String, String>, Option<String>)> {
+    let mut start = READ_START.prepare_invoke();
+    start.key(keys.friends(reader)).key(keys.hot_following(reader)).key(keys.reader(reader));
+    start.arg(max).arg(id).arg(count).arg(now);
+    let generation_key = keys.generation();
+    let (started, generation) =
+        tokio::try_join!(async { start.invoke_async::<(Scored, Vec<i64>, HashMap<String, String>)>(&mut redis.clone()).await }, async {
+            redis::cmd("GET").arg(&generation_key).query_async::<Option<String>>(&mut redis.clone()).await
+        },)?;
+    let (pushed, hot, meta) = started;
+    let hot_pages = hot.iter().map(|author| {
+        let mut page = AUTHORED_PAGE.prepare_invoke();
+        page.key(keys.authored(*author)).key(keys.author(*author)).arg(max).arg(id).arg(count);
+        let mut redis = redis.clone();
+        async move { page.invoke_async::<(Scored, String)>(&mut redis).await }
+    });
+    let mut sources = vec![source(pushed, meta.get("trimmed").map(String::as_str))];
+    for (refs, trimmed) in futures::future::try_join_all(hot_pages).await? {
+        sources.push(source(refs, Some(&trimmed)));
     }
-    let mut page = merge(sources, count);
-    page.stale =
-        meta.iter().filter_map(|(field, value)| Some((field.strip_prefix("stale:")?.parse().ok()?, value.parse().ok()?))).collect();
-    Ok(page)
+    Ok((sources, meta, generation))
 }
 
 /// Adds rows read from PostgreSQL to a reader's feed, for those of its followees it
@@ -301,20 +402,25 @@ pub async fn catch_up(
 mod tests {
     use super::*;
 
-    fn entry(micros: i64, id: u128, body: bool) -> Entry {
+    fn at(micros: i64, id: u128) -> (Place, EntryRef) {
         let entry = EntryRef { event_id: Uuid::from_u128(id), actor_id: 1 };
-        Entry { place: Place { micros, event_id: entry.event_id }, entry, body: body.then(|| b"{}".to_vec()) }
+        (Place { micros, event_id: entry.event_id }, entry)
+    }
+
+    fn bodies(ids: &[u128]) -> HashMap<Uuid, Body> {
+        ids.iter().map(|id| (Uuid::from_u128(*id), Body::from(&b"{}"[..]))).collect()
     }
 
     #[test]
     fn sources_merge_newest_first_once_each() {
-        let pushed = Source { entries: vec![entry(50, 5, true), entry(30, 3, true)], trimmed: None };
-        let hot = Source { entries: vec![entry(40, 4, true), entry(30, 3, true), entry(10, 1, true)], trimmed: None };
-        let page = merge(vec![pushed, hot], 10);
-        assert_eq!(page.entries.iter().map(|e| e.place.micros).collect::<Vec<_>>(), vec![50, 40, 30, 10]);
-        assert!(page.complete);
+        let pushed = Source { entries: vec![at(50, 5), at(30, 3)], trimmed: None };
+        let hot = Source { entries: vec![at(40, 4), at(30, 3), at(10, 1)], trimmed: None };
+        let (found, complete) = candidates(vec![pushed, hot], 10);
+        assert_eq!(found.iter().map(|(p, _)| p.micros).collect::<Vec<_>>(), vec![50, 40, 30, 10]);
+        assert!(complete);
+        let ties = Source { entries: vec![at(50, 5), at(50, 6)], trimmed: None };
         assert_eq!(
-            merge(vec![Source { entries: vec![entry(50, 5, true), entry(50, 6, true)], trimmed: None }], 1).entries[0].place.event_id,
+            candidates(vec![ties], 1).0[0].0.event_id,
             Uuid::from_u128(6),
             "equal scores: the greater id first, as in Redis and PostgreSQL"
         );
@@ -322,19 +428,16 @@ mod tests {
 
     #[test]
     fn the_page_stops_above_the_highest_trim_mark_and_at_a_missing_body() {
-        let pushed = Source { entries: vec![entry(50, 5, true), entry(20, 2, true)], trimmed: Some(15) };
-        let hot = Source { entries: vec![entry(40, 4, true), entry(10, 1, true)], trimmed: Some(30) };
-        let page = merge(vec![pushed, hot], 10);
-        assert_eq!(
-            page.entries.iter().map(|e| e.place.micros).collect::<Vec<_>>(),
-            vec![50, 40],
-            "below 30 the hot author's set may lack entries"
-        );
-        assert!(!page.complete);
-        let page = merge(vec![Source { entries: vec![entry(50, 5, true), entry(40, 4, false), entry(30, 3, true)], trimmed: None }], 10);
-        assert_eq!(page.entries.len(), 1);
-        assert!(!page.complete, "the rest comes from PostgreSQL");
-        let full = merge(vec![Source { entries: vec![entry(50, 5, true), entry(40, 4, true)], trimmed: None }], 1);
-        assert_eq!(full.entries.len(), 1);
+        let pushed = Source { entries: vec![at(50, 5), at(20, 2)], trimmed: Some(15) };
+        let hot = Source { entries: vec![at(40, 4), at(10, 1)], trimmed: Some(30) };
+        let (found, complete) = candidates(vec![pushed, hot], 10);
+        assert_eq!(found.iter().map(|(p, _)| p.micros).collect::<Vec<_>>(), vec![50, 40], "below 30 the hot author's set may lack entries");
+        assert!(!complete);
+        let (found, complete) = candidates(vec![Source { entries: vec![at(50, 5), at(40, 4), at(30, 3)], trimmed: None }], 10);
+        let read = page(found, complete, &bodies(&[5, 3]));
+        assert_eq!(read.entries.len(), 1);
+        assert!(!read.complete, "the rest comes from PostgreSQL");
+        let (found, complete) = candidates(vec![Source { entries: vec![at(50, 5), at(40, 4)], trimmed: None }], 1);
+        assert_eq!((found.len(), complete), (1, true), "cut by the count alone");
     }
 }

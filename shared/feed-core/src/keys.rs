@@ -29,6 +29,13 @@ impl Keys {
         format!("{}{kind}:{{u{user}}}", self.prefix)
     }
 
+    /// What comes before and after the user id in the name of a user's `kind` key
+    /// (`bodies`, `authored`, `author`, ...), for a script that names the keys of users it
+    /// learns of as it runs (only on a single Redis: see `crate::friends`).
+    pub fn user_key_parts(&self, kind: &str) -> (String, String) {
+        (format!("{}{kind}:{{u", self.prefix), "}".to_string())
+    }
+
     /// `<prefix><kind>:{o<object>}`.
     fn object(&self, kind: &str, object: &str) -> String {
         format!("{}{kind}:{{o{object}}}", self.prefix)
@@ -160,5 +167,7 @@ mod tests {
         assert_eq!(tag(&keys.object_entries("post:21")), tag(&keys.deleted("post:21")));
         assert_eq!(tag(&keys.generation()), tag(&keys.progress("g", "t")));
         assert!(keys.friends(7).starts_with("test:x:"));
+        let (before, after) = keys.user_key_parts("bodies");
+        assert_eq!(format!("{before}7{after}"), keys.bodies(7));
     }
 }
