@@ -490,3 +490,25 @@ async fn a_hot_authors_entries_are_merged_into_readers_feeds() {
     assert_eq!(ids.len(), 6);
     stack.stop().await;
 }
+
+/// An idle consumer stops fetching; a record nobody announces (a tool publishing on its
+/// own) is still applied, once its look at the high watermarks finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_consumers_pick_up_records_nobody_announced() {
+    let stack = Stack::start().await;
+    let producer = feed_core::kafka::producer(&stack.common.kafka_brokers, Duration::from_secs(5)).unwrap();
+    let nico = feed_core::event::UserRef { id: 2, name: "nico".into() };
+    for round in 0..3 {
+        // Longer than the consumers stay active after their last record.
+        tokio::time::sleep(feed_core::consumer::STAY_ACTIVE * 2).await;
+        let object = feed_core::event::ObjectRef { kind: feed_core::event::ObjectKind::Post, id: 1000 + round };
+        let post =
+            feed_core::event::Event::new(feed_core::event::EventType::Post, nico.clone(), Some(object), None, json!({"content": "quiet"}));
+        feed_core::kafka::send(&producer, &stack.common.feed_topic, &post, Duration::from_secs(5)).await.unwrap();
+        let deadline = tokio::time::Instant::now() + feed_core::wakeup::IDLE_LOOK * 3;
+        for group in [&stack.common.writer_group, &stack.common.fanout_group] {
+            stack.applied_by(&stack.common.feed_topic, group, deadline).await.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+    }
+    stack.stop().await;
+}

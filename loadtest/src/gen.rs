@@ -1,5 +1,5 @@
 //! The data generator behind `feedgen`: users, a power-law follower graph and
-//! historical activities, published through the feed topic.
+//! historical activities, published through the feed topic (or written directly).
 
 use crate::seed::{bar, Seeder};
 use chrono::{DateTime, Duration, Utc};
@@ -26,6 +26,9 @@ pub struct GenConfig {
     pub seed: u64,
     /// User name prefix.
     pub prefix: String,
+    /// Write straight into PostgreSQL and rebuild the Redis feeds from it, instead of
+    /// publishing through the broker (see [`crate::seed`]).
+    pub direct: bool,
 }
 
 /// What was published.
@@ -66,7 +69,7 @@ fn follow_graph(rng: &mut StdRng, n: usize) -> Vec<(usize, usize)> {
 /// Generates and publishes the dataset.
 pub async fn generate(common: &CommonConfig, args: &GenConfig) -> anyhow::Result<Generated> {
     anyhow::ensure!(args.users >= 2, "need at least two users");
-    let seeder = Seeder::connect(common).await?;
+    let seeder = if args.direct { Seeder::direct(common).await? } else { Seeder::connect(common).await? };
     let mut rng = StdRng::seed_from_u64(args.seed);
     let start = args.end - Duration::weeks(args.weeks);
     let event_id = |rng: &mut StdRng| uuid::Builder::from_random_bytes(rng.random()).into_uuid();
@@ -141,5 +144,8 @@ pub async fn generate(common: &CommonConfig, args: &GenConfig) -> anyhow::Result
     seeder.publish(activities, &progress).await?;
     progress.finish();
 
+    if args.direct {
+        seeder.rebuild_feeds(common, feed_core::config::FeedSettings::from_env()?, None).await?;
+    }
     Ok(Generated { users: args.users, follows: edges.len(), activities: args.activities })
 }

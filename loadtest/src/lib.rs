@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod deep;
+pub mod fanout_costs;
 pub mod gen;
 pub mod load;
 pub mod overload;

@@ -117,3 +117,48 @@ where
     })
     .await
 }
+
+/// [`closed_loop`] until `stop` is set (checked between requests) instead of for a fixed
+/// time: load that lasts exactly as long as something else happens.
+pub async fn closed_loop_until<F, Fut>(concurrency: usize, stop: Arc<std::sync::atomic::AtomicBool>, request: F) -> Measured
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..concurrency {
+        let (request, stop) = (request.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let (mut h, mut errors, mut i) = (histogram(), 0u64, worker as u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                if request(i).await {
+                    h.record(t.elapsed().as_micros().max(1) as u64).expect("in bounds");
+                } else {
+                    errors += 1;
+                }
+                i += concurrency as u64;
+            }
+            (h, errors)
+        }));
+    }
+    let (mut all, mut errors) = (histogram(), 0);
+    for worker in workers {
+        let (h, e) = worker.await.expect("load worker");
+        all.add(h).expect("same bounds");
+        errors += e;
+    }
+    summarize(&all, errors, start.elapsed())
+}
+
+/// What a list of timed samples looks like, like a load stage's [`Measured`] (rate is
+/// samples per second of their total time).
+pub fn summarize_samples(samples: &[Duration]) -> Measured {
+    let mut h = histogram();
+    for sample in samples {
+        h.record(sample.as_micros().max(1) as u64).expect("in bounds");
+    }
+    let total: Duration = samples.iter().sum();
+    summarize(&h, 0, total.max(Duration::from_micros(1)))
+}

@@ -1,4 +1,9 @@
-//! Creating users and publishing events in bulk through the pipeline.
+//! Creating users and events in bulk: through the pipeline (published on the feed
+//! topic), or straight into PostgreSQL with the writer's own code, after which the
+//! fan-out's own rebuild fills Redis ([`Seeder::direct`]). tansu, the local broker,
+//! slows down as its store grows (measured here: from ~730 to ~190 acknowledged posts/s
+//! after ~30,000 records), so the benchmarks seed large data sets directly and keep the
+//! broker's log for the traffic they measure.
 
 use feed_core::config::CommonConfig;
 use feed_core::event::{Event, EventType, UserRef};
@@ -15,9 +20,12 @@ pub fn key_for(name: &str) -> String {
     format!("key-{name}")
 }
 
-/// Publishes events fast: batching producer, many records in flight.
+/// Publishes events fast (batching producer, many records in flight), or writes them
+/// straight into the tables.
 pub struct Seeder {
     producer: FutureProducer,
+    /// Write straight into PostgreSQL instead of publishing.
+    direct: bool,
     /// The feed topic.
     pub topic: String,
     /// The product's database (sequences for ids, reads of existing users).
@@ -38,11 +46,54 @@ impl Seeder {
             .set("message.timeout.ms", "60000")
             .create()?;
         let db = feed_core::db::connect(&common.database_url, 4).await?;
-        Ok(Self { producer, topic: common.feed_topic.clone(), db })
+        Ok(Self { producer, direct: false, topic: common.feed_topic.clone(), db })
     }
 
-    /// Publishes `events` (at most `in_flight` unacknowledged), advancing `progress`.
+    /// A seeder that writes straight into PostgreSQL with the writer's table code (the
+    /// caller rebuilds the Redis feeds afterwards, see [`Seeder::rebuild_feeds`]).
+    pub async fn direct(common: &CommonConfig) -> anyhow::Result<Self> {
+        Ok(Self { direct: true, ..Self::connect(common).await? })
+    }
+
+    /// Rebuilds the Redis feeds of `users` (everyone's when `None`) from PostgreSQL with
+    /// the fan-out's own rebuild (keeping feeds as `settings` say), after a direct seeding.
+    pub async fn rebuild_feeds(
+        &self,
+        common: &CommonConfig,
+        settings: feed_core::config::FeedSettings,
+        users: Option<Vec<i64>>,
+    ) -> anyhow::Result<()> {
+        let mut rebuilder = fanout::rebuild::Rebuilder::new(self.db.clone(), common.redis().await?, common, settings);
+        let scope = users.map_or(fanout::rebuild::Scope::All, fanout::rebuild::Scope::Users);
+        let progress = bar(0, "rebuild");
+        loop {
+            let done = rebuilder
+                .rebuild(scope.clone(), |done, total| {
+                    progress.set_length(total);
+                    progress.set_position(done);
+                })
+                .await?;
+            if done.is_some() {
+                progress.finish();
+                return Ok(());
+            }
+            // Another rebuild (the fan-out's own, at start) is under way.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Publishes `events` (at most `in_flight` unacknowledged), or writes them in
+    /// batches of 1,000 when direct, advancing `progress`.
     pub async fn publish(&self, events: impl IntoIterator<Item = Event>, progress: &ProgressBar) -> anyhow::Result<()> {
+        if self.direct {
+            let events: Vec<Event> = events.into_iter().collect();
+            for chunk in events.chunks(1000) {
+                let refs: Vec<&Event> = chunk.iter().collect();
+                writer::sink::write_directly(&self.db, &mut writer::feed::FeedTable, &refs).await?;
+                progress.inc(chunk.len() as u64);
+            }
+            return Ok(());
+        }
         let in_flight_max = 20_000;
         let mut in_flight = FuturesUnordered::new();
         for event in events {

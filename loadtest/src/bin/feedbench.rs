@@ -28,6 +28,18 @@ struct Args {
     /// Rows for the COPY / produce ceilings and the batch-size curve.
     #[arg(long, default_value_t = 50_000)]
     rows: usize,
+    /// Hot authors the hot-author reader follows.
+    #[arg(long, default_value_t = 20)]
+    hot_authors: usize,
+    /// Returning inactive readers timed.
+    #[arg(long, default_value_t = 20)]
+    returning: usize,
+    /// Accounts each returning reader follows.
+    #[arg(long, default_value_t = 1000)]
+    returning_followees: usize,
+    /// Seconds of idle CPU measured at the start.
+    #[arg(long, default_value_t = 30)]
+    idle_seconds: u64,
     /// Directory for report.md and report.json.
     #[arg(long, default_value = "loadtest/results")]
     out: String,
@@ -45,6 +57,11 @@ async fn main() -> anyhow::Result<()> {
         big_followees: args.big_followees,
         fanout_sizes: args.fanout_sizes.clone(),
         rows: args.rows,
+        hot_authors: args.hot_authors,
+        returning: args.returning,
+        returning_followees: args.returning_followees,
+        idle: Duration::from_secs(args.idle_seconds),
+        feed: feed_core::config::FeedSettings::from_env()?,
     };
     let report = run(&config).await?;
     let command = loadtest::command_line();

@@ -34,6 +34,11 @@ struct Args {
     /// Wait until the writer and the fan-out have applied everything.
     #[arg(long)]
     wait: bool,
+    /// Write the data set straight into PostgreSQL with the writer's own code, then
+    /// rebuild the Redis feeds from it with the fan-out's, instead of publishing it
+    /// (the local broker, tansu, slows down as its store grows).
+    #[arg(long)]
+    direct: bool,
 }
 
 #[tokio::main]
@@ -48,9 +53,11 @@ async fn main() -> anyhow::Result<()> {
         end: args.end,
         seed: args.seed,
         prefix: args.prefix.clone(),
+        direct: args.direct,
     };
     let generated = generate(&common, &config).await?;
-    println!("published {} users, {} follows, {} activities", generated.users, generated.follows, generated.activities);
+    let how = if args.direct { "wrote" } else { "published" };
+    println!("{how} {} users, {} follows, {} activities", generated.users, generated.follows, generated.activities);
     if args.wait {
         let seeder = Seeder::connect(&common).await?;
         seeder.wait_applied(&common, &common.writer_group, "writer").await?;

@@ -7,6 +7,7 @@ mod analytics;
 mod events;
 mod feedme;
 mod feeds;
+pub use feeds::REBUILDING_HEADER;
 mod follows;
 mod health;
 mod me;
