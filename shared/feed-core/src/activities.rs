@@ -130,18 +130,36 @@ pub async fn authored<'e>(db: impl sqlx::PgExecutor<'e>, actor: i64, verbs: Verb
 /// The entries of `follower`'s friends feed in `range`: the activities (not follows)
 /// of everyone they follow now.
 ///
-/// Searched in growing time windows back from the start of the range (an hour, then
-/// 8×, 64×, … then without bound): each followee's index range scan then reads only its
-/// entries in the window, so a page costs about one index probe per followee instead
-/// of `range.limit` rows per followee. The first window holding enough entries holds
-/// the newest ones, so the answer is the same as without windows.
+/// Searched in growing time windows back from the newest such entry in the range
+/// (an hour, then wider by what the last window found: 8× after an empty one, else
+/// enough for the entries still wanted, between 2× and 8×; at last without bound):
+/// each followee's index range scan then reads only its entries in the window, so a
+/// page costs about one index probe per followee and window instead of `range.limit`
+/// rows per followee. The first window holding enough entries holds the newest ones,
+/// so the answer is the same as without windows.
 pub async fn friends(db: &mut sqlx::PgConnection, follower: i64, range: Range) -> sqlx::Result<Vec<ActivityRow>> {
-    let upper = range.after.map_or_else(Utc::now, |p| p.time);
+    let newest: Option<DateTime<Utc>> = sqlx::query_scalar(&format!(
+        "SELECT max(a.time) FROM follows f
+         CROSS JOIN LATERAL (
+             SELECT a.time FROM activities a
+             WHERE a.actor_id = f.followee_id AND {FANNED_OUT}
+               AND ($2::timestamptz IS NULL OR (a.time, a.event_id) < ($2, $3))
+             ORDER BY a.time DESC, a.event_id DESC LIMIT 1
+         ) a
+         WHERE f.follower_id = $1"
+    ))
+    .bind(follower)
+    .bind(range.after.map(|p| p.time))
+    .bind(range.after.map(|p| p.event_id))
+    .fetch_one(&mut *db)
+    .await?;
+    let Some(newest) = newest else { return Ok(Vec::new()) };
     let query = friends_query();
+    let wanted = (range.limit + range.skip).max(1) as f64;
     let mut window = chrono::TimeDelta::hours(1);
     loop {
         // No lower bound once the window reaches past any plausible activity.
-        let lower = upper.checked_sub_signed(window).filter(|_| window < chrono::TimeDelta::days(365 * 50));
+        let lower = newest.checked_sub_signed(window).filter(|_| window < chrono::TimeDelta::days(365 * 50));
         let rows: Vec<ActivityRow> = sqlx::query_as(&query)
             .bind(follower)
             .bind(range.after.map(|p| p.time))
@@ -154,7 +172,9 @@ pub async fn friends(db: &mut sqlx::PgConnection, follower: i64, range: Range) -
         if lower.is_none() || rows.len() as i64 >= range.limit {
             return Ok(rows);
         }
-        window = window * 8;
+        let found = (rows.len() as i64 + range.skip) as f64;
+        let factor = if rows.is_empty() { 8.0 } else { (1.5 * wanted / found).clamp(2.0, 8.0) };
+        window = chrono::TimeDelta::milliseconds((window.num_milliseconds() as f64 * factor) as i64);
     }
 }
 

@@ -263,7 +263,13 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
     async fn resume<S: Sink<T>>(&mut self, sink: &mut S, always: bool, shutdown: &Shutdown) -> bool {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.try_resume(sink, always).await {
+            // A resume may be long (the fan-out rebuilding its feeds): stopping drops it,
+            // which is safe (a rebuild cut short is done again by whoever resumes next).
+            let tried = tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                tried = self.try_resume(sink, always) => tried,
+            };
+            match tried {
                 Ok(()) => return true,
                 Err(error) => {
                     metrics::counter!("feed_consumer_resume_errors_total", "topic" => self.topic.clone(), "group" => self.group.clone())
