@@ -96,9 +96,27 @@ ensure_tansu() {
     cargo install tansu --locked --features libsql >&2
 }
 
+# TimescaleDB, where this machine carries its installer (../shared/tools, as on CI): built
+# from the vendored source and preloaded, ~20 s once. Elsewhere PostgreSQL is left as it
+# is and the migrations fall back to native partitioning (see the README for getting
+# TimescaleDB: the timescale/timescaledb images or Timescale's packages).
+TIMESCALEDB_INSTALLER=${TIMESCALEDB_INSTALLER:-$(dirname "${BASH_SOURCE[0]}")/../../shared/tools/install-timescaledb.sh}
+ensure_timescaledb() {
+    [ -f "$TIMESCALEDB_INSTALLER" ] || return 0
+    local psql=(psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -tA)
+    if "${psql[@]}" -c "SHOW shared_preload_libraries" | grep -q timescaledb \
+        && [ -n "$("${psql[@]}" -c "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")" ]; then
+        return
+    fi
+    log "installing TimescaleDB ($TIMESCALEDB_INSTALLER; log in /tmp/timescaledb-install.log)"
+    bash "$TIMESCALEDB_INSTALLER" >/tmp/timescaledb-install.log 2>&1 \
+        || { tail -n 30 /tmp/timescaledb-install.log >&2; log "TimescaleDB did not install"; return 1; }
+}
+
 # Everything the services and tests need installed and running, but the broker itself.
 ensure_all() {
     ensure_postgres
+    ensure_timescaledb
     ensure_redis
     ensure_tansu
 }
