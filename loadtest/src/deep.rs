@@ -145,7 +145,7 @@ fn cursor_position(path: &str) -> Option<Position> {
 
 /// The plan of the friends query, as `activities::friends` first runs it (one-hour window).
 async fn explain(db: &sqlx::PgPool, reader: i64, after: Position, limit: i64) -> anyhow::Result<String> {
-    let lines: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS) {}", activities::friends_query()))
+    let lines: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS) {}", activities::friends_query(true, true)))
         .bind(reader)
         .bind(Some(after.time))
         .bind(Some(after.event_id))

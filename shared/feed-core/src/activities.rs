@@ -112,19 +112,37 @@ impl Range {
 
 /// `actor`'s activities in `range`.
 pub async fn authored<'e>(db: impl sqlx::PgExecutor<'e>, actor: i64, verbs: Verbs, range: Range) -> sqlx::Result<Vec<ActivityRow>> {
+    sqlx::query_as(&authored_query(verbs, range.after.is_some()))
+        .bind(actor)
+        .bind(range.after.map(|p| p.time))
+        .bind(range.after.map(|p| p.event_id))
+        .bind(range.limit)
+        .bind(range.skip)
+        .fetch_all(db)
+        .await
+}
+
+/// The text of [`authored`]' query (`$1` actor, `$2`/`$3` time and event id to start
+/// after, `$4` limit, `$5` skip), with or without a start (`after`), for tests to EXPLAIN.
+pub fn authored_query(verbs: Verbs, after: bool) -> String {
     let filter = if verbs == Verbs::FannedOut { FANNED_OUT } else { "true" };
-    sqlx::query_as(&format!(
+    let after = older_than_start(after);
+    format!(
         "SELECT {COLUMNS} FROM activities a
-         WHERE a.actor_id = $1 AND {filter} AND ($2::timestamptz IS NULL OR (a.time, a.event_id) < ($2, $3))
+         WHERE a.actor_id = $1 AND {filter} AND {after}
          ORDER BY a.time DESC, a.event_id DESC LIMIT $4 OFFSET $5"
-    ))
-    .bind(actor)
-    .bind(range.after.map(|p| p.time))
-    .bind(range.after.map(|p| p.event_id))
-    .bind(range.limit)
-    .bind(range.skip)
-    .fetch_all(db)
-    .await
+    )
+}
+
+/// The condition "older than the start `($2, $3)`", or none (`$2` is then NULL). The
+/// plain `a.time <= $2` beside the row comparison is what lets the planner skip the
+/// chunks (or partitions) newer than the start; a `$2 IS NULL OR ...` would not.
+fn older_than_start(after: bool) -> &'static str {
+    if after {
+        "(a.time, a.event_id) < ($2, $3) AND a.time <= $2"
+    } else {
+        "$2::timestamptz IS NULL"
+    }
 }
 
 /// The entries of `follower`'s friends feed in `range`: the activities (not follows)
@@ -142,11 +160,11 @@ pub async fn friends(db: &mut sqlx::PgConnection, follower: i64, range: Range) -
         "SELECT max(a.time) FROM follows f
          CROSS JOIN LATERAL (
              SELECT a.time FROM activities a
-             WHERE a.actor_id = f.followee_id AND {FANNED_OUT}
-               AND ($2::timestamptz IS NULL OR (a.time, a.event_id) < ($2, $3))
+             WHERE a.actor_id = f.followee_id AND {FANNED_OUT} AND {after}
              ORDER BY a.time DESC, a.event_id DESC LIMIT 1
          ) a
-         WHERE f.follower_id = $1"
+         WHERE f.follower_id = $1",
+        after = older_than_start(range.after.is_some())
     ))
     .bind(follower)
     .bind(range.after.map(|p| p.time))
@@ -154,13 +172,13 @@ pub async fn friends(db: &mut sqlx::PgConnection, follower: i64, range: Range) -
     .fetch_one(&mut *db)
     .await?;
     let Some(newest) = newest else { return Ok(Vec::new()) };
-    let query = friends_query();
+    let (bounded, unbounded) = (friends_query(range.after.is_some(), true), friends_query(range.after.is_some(), false));
     let wanted = (range.limit + range.skip).max(1) as f64;
     let mut window = chrono::TimeDelta::hours(1);
     loop {
         // No lower bound once the window reaches past any plausible activity.
         let lower = newest.checked_sub_signed(window).filter(|_| window < chrono::TimeDelta::days(365 * 50));
-        let rows: Vec<ActivityRow> = sqlx::query_as(&query)
+        let rows: Vec<ActivityRow> = sqlx::query_as(if lower.is_some() { &bounded } else { &unbounded })
             .bind(follower)
             .bind(range.after.map(|p| p.time))
             .bind(range.after.map(|p| p.event_id))
@@ -179,18 +197,19 @@ pub async fn friends(db: &mut sqlx::PgConnection, follower: i64, range: Range) -
 }
 
 /// The text of [`friends`]' query (`$1` follower, `$2`/`$3` time and event id to start
-/// after, or NULL, `$4` limit, `$5` skip, `$6` the window's lower time bound, or NULL),
-/// for benchmarks to EXPLAIN. Each followee's newest entries in the window come from a
-/// range scan of `activities_fanned_out_by_actor` (at most `$4 + $5` each), then the
-/// newest overall are kept.
-pub fn friends_query() -> String {
+/// after, `$4` limit, `$5` skip, `$6` the window's lower time bound), with or without a
+/// start (`after`) and a lower bound (`bounded`; else `$6` is NULL), for benchmarks and
+/// tests to EXPLAIN. Each followee's newest entries in the window come from a range scan
+/// of `activities_fanned_out_by_actor` (at most `$4 + $5` each), then the newest overall
+/// are kept.
+pub fn friends_query(after: bool, bounded: bool) -> String {
+    let after = older_than_start(after);
+    let lower = if bounded { "a.time >= $6" } else { "$6::timestamptz IS NULL" };
     format!(
         "SELECT {SELECTED} FROM follows f
          CROSS JOIN LATERAL (
              SELECT {COLUMNS} FROM activities a
-             WHERE a.actor_id = f.followee_id AND {FANNED_OUT}
-               AND ($2::timestamptz IS NULL OR (a.time, a.event_id) < ($2, $3))
-               AND ($6::timestamptz IS NULL OR a.time >= $6)
+             WHERE a.actor_id = f.followee_id AND {FANNED_OUT} AND {after} AND {lower}
              ORDER BY a.time DESC, a.event_id DESC LIMIT $4 + $5
          ) a
          WHERE f.follower_id = $1

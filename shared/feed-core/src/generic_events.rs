@@ -44,7 +44,9 @@ pub fn push_query<'a>(sql: &mut QueryBuilder<'a, Postgres>, filter: &'a Filter) 
         sql.push(" AND time >= ").push_bind(from);
     }
     if let Some(after) = filter.after {
+        // The plain bound on `time` lets the planner skip newer chunks; the row comparison alone would not.
         sql.push(" AND (time, id) < (").push_bind(after.time).push(", ").push_bind(after.event_id).push(")");
+        sql.push(" AND time <= ").push_bind(after.time);
     }
     sql.push(" ORDER BY time DESC, id DESC LIMIT ").push_bind(filter.limit);
 }
