@@ -33,14 +33,41 @@ CREATE TABLE follows (
 );
 CREATE INDEX follows_by_followee ON follows (followee_id);
 
+-- Whether the time-partitioned tables are to be TimescaleDB hypertables: only when the
+-- extension can actually be created, that is installed *and* preloaded (without
+-- shared_preload_libraries, CREATE EXTENSION timescaledb ends the session with a FATAL
+-- error, so it cannot simply be tried). The preloaded loader defines the
+-- `timescaledb.disable_load` setting, which any role can read. A database can also ask
+-- for native partitioning (`ALTER DATABASE ... SET feed.storage = 'native'`, as the
+-- fallback's tests do).
+CREATE FUNCTION feed_uses_timescaledb() RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
+        RETURN TRUE;
+    END IF;
+    IF coalesce(current_setting('feed.storage', true), '') = 'native' THEN
+        RETURN FALSE;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
+        RAISE NOTICE 'timescaledb is not installed; using native partitioning';
+        RETURN FALSE;
+    END IF;
+    IF current_setting('timescaledb.disable_load', true) IS NULL THEN
+        RAISE WARNING 'timescaledb is installed but not in shared_preload_libraries; using native partitioning';
+        RETURN FALSE;
+    END IF;
+    CREATE EXTENSION timescaledb;
+    RETURN TRUE;
+END;
+$$;
+
 -- Creates a time-partitioned table from a column list: a hypertable when TimescaleDB can
--- be loaded, otherwise native range partitioning with a DEFAULT partition as a safety
--- net and weekly partitions made by feed_ensure_partition().
+-- be used (above), otherwise native range partitioning with a DEFAULT partition as a
+-- safety net and weekly partitions made by feed_ensure_partition().
 CREATE FUNCTION feed_create_time_table(tbl TEXT, columns TEXT, chunk INTERVAL)
 RETURNS VOID LANGUAGE plpgsql AS $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
-        CREATE EXTENSION IF NOT EXISTS timescaledb;
+    IF feed_uses_timescaledb() THEN
         EXECUTE format('CREATE TABLE %I (%s)', tbl, columns);
         PERFORM create_hypertable(tbl::regclass, 'time', chunk_time_interval => chunk);
     ELSE

@@ -3,7 +3,9 @@
 # and tansu is installed, starts a throw-away tansu broker for the run, checks
 # formatting, clippy (-D warnings) and the docs, then runs `cargo test` over the
 # workspace, the feed tests again on a three-master Redis Cluster, and the smoke test of
-# `scripts/dev-up.sh` (`scripts/smoke.py`). Arguments, if any, replace `--workspace`
+# `scripts/dev-up.sh` (`scripts/smoke.py`). The suite runs on TimescaleDB hypertables
+# where infra.sh could install it, and the storage-specific tests plus the main paths
+# again on native partitions. Arguments, if any, replace `--workspace`
 # (e.g. `-p e2e --test pipeline`) and skip the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,9 @@ export DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
 export REDIS_URL=redis://127.0.0.1:6379
 export KAFKA_BROKERS=127.0.0.1:$port
 export RUST_LOG=${RUST_LOG:-warn}
+# Where infra.sh installed TimescaleDB, the suite must run on hypertables: the storage
+# tests fail if PostgreSQL cannot create the extension.
+if [ -f "$TIMESCALEDB_INSTALLER" ]; then export FEED_TEST_TIMESCALEDB=required; fi
 if [ $# -eq 0 ]; then
     # Habits: formatting, lints (workspace lints in Cargo.toml) and doc links.
     cargo fmt --all -- --check
@@ -43,6 +48,9 @@ if [ "$1" = --workspace ]; then
     # The feed tests again, on a three-master Redis Cluster.
     cluster=$(start_redis_cluster "${TEST_REDIS_CLUSTER_PORT:-17000}" "$cluster_dir")
     REDIS_URL=$cluster REDIS_CLUSTER=true cargo test -p e2e --test fanout_order --test reference_api --test feed_me --test pipeline
+    # The write and read paths again on native partitions, the fallback without TimescaleDB
+    # (storage.rs tests both modes itself).
+    FEED_TEST_STORAGE=native cargo test -p e2e --test pipeline --test events --test analytics --test reference_api
     # The README's main command, from nothing, with every documented route.
     python3 scripts/smoke.py
 fi

@@ -157,12 +157,23 @@ pub struct Postgres {
     port: u16,
     dir: PathBuf,
     bin: PathBuf,
+    preload_timescaledb: bool,
 }
 
 impl Postgres {
-    /// Creates and starts a cluster.
+    /// Creates and starts a cluster, with TimescaleDB preloaded where it is installed.
     pub fn start() -> Self {
-        let mut pg = Self { port: free_port(), dir: scratch_dir("postgres"), bin: postgres_bin() };
+        Self::start_with(true)
+    }
+
+    /// Creates and starts a cluster that does not preload TimescaleDB even where it is
+    /// installed (so `CREATE EXTENSION timescaledb` fails there).
+    pub fn start_without_timescaledb() -> Self {
+        Self::start_with(false)
+    }
+
+    fn start_with(preload_timescaledb: bool) -> Self {
+        let mut pg = Self { port: free_port(), dir: scratch_dir("postgres"), bin: postgres_bin(), preload_timescaledb };
         if is_root() {
             let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&pg.dir).status().expect("chown");
             assert!(status.success(), "chown of the PostgreSQL scratch directory failed");
@@ -210,7 +221,7 @@ impl Crash for Postgres {
     fn restart(&mut self) {
         let log = self.dir.join("postgres.log").to_string_lossy().to_string();
         let mut options = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.display());
-        if self.bin.join("lib/timescaledb.so").exists() {
+        if self.preload_timescaledb && self.bin.join("lib/timescaledb.so").exists() {
             options.push_str(" -c shared_preload_libraries=timescaledb");
         }
         self.run("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "start"]);

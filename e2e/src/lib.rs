@@ -162,6 +162,11 @@ pub struct StackOptions {
     pub limits: api::server::Limits,
     /// The API's rate limits and write slots.
     pub shedding: api::shedding::Settings,
+    /// Store the time-partitioned tables as native partitions even where TimescaleDB is
+    /// available (the fallback's tests); by default hypertables where TimescaleDB can be
+    /// created, unless `FEED_TEST_STORAGE=native` (how the test command runs the suite
+    /// again on the fallback).
+    pub native_partitions: bool,
 }
 
 impl Default for StackOptions {
@@ -184,6 +189,7 @@ impl Default for StackOptions {
                 body_read_timeout: Duration::from_secs(10),
             },
             shedding: api::shedding::Settings { per_key: 0, per_address: 0, max_pending_writes: 1024 },
+            native_partitions: std::env::var("FEED_TEST_STORAGE").is_ok_and(|s| s == "native"),
         }
     }
 }
@@ -299,6 +305,8 @@ pub struct Stack {
     pub fanout: Option<Running>,
     /// How the fan-out keeps feeds.
     pub feed: FeedSettings,
+    /// How the migrations stored the time-partitioned tables.
+    pub storage: feed_core::db::Storage,
 }
 
 impl Stack {
@@ -316,6 +324,13 @@ impl Stack {
         let database = format!("feed_test_{id}");
         let admin = PgPool::connect(&postgres_url).await.expect("connect to PostgreSQL");
         sqlx::query(&format!("CREATE DATABASE {database}")).execute(&admin).await.expect("create test database");
+        if options.native_partitions {
+            // Read by the first migration (feed_uses_timescaledb).
+            sqlx::query(&format!("ALTER DATABASE {database} SET feed.storage = 'native'"))
+                .execute(&admin)
+                .await
+                .expect("choose native partitions");
+        }
         admin.close().await;
         let common = CommonConfig {
             database_url: with_database(&postgres_url, &database),
@@ -338,7 +353,7 @@ impl Stack {
         };
         common.ensure_topics().await.expect("create topics");
         let db = feed_core::db::connect(&common.database_url, 4).await.expect("connect test database");
-        feed_core::db::migrate(&db).await.expect("migrate");
+        let storage = feed_core::db::migrate(&db).await.expect("migrate");
         let redis = common.redis().await.expect("connect Redis");
 
         let (writer, fanout) = if options.in_process_consumers {
@@ -383,6 +398,7 @@ impl Stack {
             writer,
             fanout,
             feed: options.feed,
+            storage,
         }
     }
 
@@ -622,7 +638,9 @@ fn settings() -> BatchSettings {
 async fn spawn_writer(common: &CommonConfig, group: &str) -> Running {
     let mut common = common.clone();
     common.writer_group = group.to_string();
-    let config = writer::Config { common, consumer: ConsumerConfig::default(), batch: settings(), db_pool_size: 6 };
+    // Retention runs only when a test calls it.
+    let retention = writer::retention::Retention { every: None, ..writer::retention::Retention::default() };
+    let config = writer::Config { common, consumer: ConsumerConfig::default(), batch: settings(), db_pool_size: 7, retention };
     let app = writer::Application::build(config).await.expect("build writer");
     let shutdown = Shutdown::new();
     let handle = tokio::spawn(app.run(shutdown.clone()));

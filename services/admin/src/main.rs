@@ -1,5 +1,5 @@
 //! feedctl: create users, rotate keys, rebuild Redis feeds from PostgreSQL, prepare
-//! replays, show consumer lag, migrate the database. Reads the same environment
+//! replays, show consumer lag, migrate the database, drop data past retention. Reads the same environment
 //! variables as the services; each command connects only to what it uses.
 
 use admin::{ReplayStart, Role, Stores};
@@ -54,6 +54,9 @@ enum Command {
     /// Apply the database migrations (the services do at start unless
     /// `RUN_MIGRATIONS=false`; no other command migrates).
     Migrate,
+    /// Drop the chunks (or native partitions) past each store's retention, as the writer
+    /// does every RETENTION_EVERY_MINUTES; reads the writer's RETENTION_* settings.
+    Retention,
 }
 
 #[tokio::main]
@@ -113,8 +116,20 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let db = feed_core::db::connect(&common.database_url, 1).await?;
-            feed_core::db::migrate(&db).await?;
-            println!("database migrated");
+            let storage = feed_core::db::migrate(&db).await?;
+            println!("database migrated ({})", storage.as_str());
+        }
+        Command::Retention => {
+            let retention = writer::retention::Retention::from_env(common.analytics_window)?;
+            let db = feed_core::db::connect(&common.database_url, 1).await?;
+            match writer::retention::run(&db, &retention, chrono::Utc::now()).await? {
+                Some(dropped) => {
+                    for (table, n) in dropped {
+                        println!("{table}: dropped {n} chunk(s) or partition(s)");
+                    }
+                }
+                None => anyhow::bail!("retention is running elsewhere (a writer or another feedctl); try again later"),
+            }
         }
         Command::Lag => {
             let stores = Stores::connect(&common).await?;

@@ -1,9 +1,11 @@
 //! Analytics hits into the `analytics_hits` hypertable, and the exact hourly rollup in
 //! the same statement: only hits that were not already stored count, so re-delivery
-//! and replays leave the counts unchanged, and late hits update their own hour.
+//! and replays leave the counts unchanged, and late hits update their own hour. Hits
+//! older than the analytics retention are not written: their raw rows may be gone, and
+//! counting them again would change an hour's counts.
 
 use crate::sink::{Table, Tx};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use feed_core::config::TimeWindow;
 use feed_core::streams::AnalyticsHit;
 use uuid::Uuid;
@@ -13,12 +15,20 @@ pub struct AnalyticsTable {
     /// Hits outside it (which the API refuses; another producer may not) get no
     /// partition of their own, so they cannot make the table grow partitions at will.
     window: TimeWindow,
+    /// How long raw hits are kept (`RETENTION_ANALYTICS_DAYS`), if not forever.
+    keep: Option<TimeDelta>,
 }
 
 impl AnalyticsTable {
-    /// A table that makes partitions only for hits inside `window`.
-    pub fn new(window: TimeWindow) -> Self {
-        Self { window }
+    /// A table that makes partitions only for hits inside `window` and writes none older
+    /// than `keep`.
+    pub fn new(window: TimeWindow, keep: Option<TimeDelta>) -> Self {
+        Self { window, keep }
+    }
+
+    /// Whether a hit at `time` is past retention at `now`.
+    fn expired(&self, now: DateTime<Utc>, time: DateTime<Utc>) -> bool {
+        self.keep.is_some_and(|keep| time < now - keep)
     }
 }
 
@@ -29,10 +39,10 @@ WITH new_hits AS (
     ON CONFLICT DO NOTHING
     RETURNING date_trunc('hour', time, 'UTC') AS hour, user_id, event
 ), new_users AS (
-    INSERT INTO analytics_hourly_users (hour, user_id)
+    INSERT INTO analytics_hourly_users (time, user_id)
     SELECT DISTINCT hour, user_id FROM new_hits
     ON CONFLICT DO NOTHING
-    RETURNING hour
+    RETURNING time AS hour
 ), deltas AS (
     SELECT hour, sum(users) AS users, sum(clicks) AS clicks, sum(impressions) AS impressions
     FROM (
@@ -54,6 +64,7 @@ ON CONFLICT (hour) DO UPDATE SET
 
 impl Table<AnalyticsHit> for AnalyticsTable {
     const NAME: &'static str = "analytics_hits";
+    const ALSO_PARTITIONED: &'static [&'static str] = &["analytics_hourly_users"];
 
     fn row_times(&self, hits: &[&AnalyticsHit]) -> Vec<DateTime<Utc>> {
         let now = Utc::now();
@@ -61,6 +72,15 @@ impl Table<AnalyticsHit> for AnalyticsTable {
     }
 
     async fn write(&mut self, tx: &mut Tx<'_>, hits: &[&AnalyticsHit]) -> anyhow::Result<u64> {
+        let now = Utc::now();
+        let (hits, expired): (Vec<&AnalyticsHit>, Vec<&AnalyticsHit>) = hits.iter().partition(|h| !self.expired(now, h.timestamp));
+        if !expired.is_empty() {
+            tracing::warn!(hits = expired.len(), "hits older than the analytics retention not written");
+            metrics::counter!("feed_writer_expired_total", "table" => Self::NAME).increment(expired.len() as u64);
+        }
+        if hits.is_empty() {
+            return Ok(0);
+        }
         let times: Vec<DateTime<Utc>> = hits.iter().map(|h| h.timestamp).collect();
         let ids: Vec<Uuid> = hits.iter().map(|h| h.event_id).collect();
         let users: Vec<&str> = hits.iter().map(|h| h.user.as_str()).collect();

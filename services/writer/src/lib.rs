@@ -8,12 +8,15 @@
 //!   (`users`, `objects`, `follows`) ([`feed`]);
 //! - generic events → `generic_events` ([`generic_events`]);
 //! - analytics hits → `analytics_hits` and the hourly rollup ([`analytics`]).
+//!
+//! Beside them it runs the [`retention`] job on a schedule.
 
 pub mod analytics;
 pub mod feed;
 pub mod generic_events;
 mod native_partitions;
 pub mod offsets;
+pub mod retention;
 pub mod sink;
 
 /// Whether `error` says PostgreSQL cannot work right now (see
@@ -42,19 +45,23 @@ pub struct Config {
     /// `WRITER_BATCH_SIZE` (default 1000) and `WRITER_LINGER_MS` (default 0: a batch is
     /// what has arrived).
     pub batch: BatchSettings,
-    /// `WRITER_DB_POOL_SIZE` (default 6): two connections per consumer, one for its
-    /// batch transaction and one to create partitions meanwhile.
+    /// `WRITER_DB_POOL_SIZE` (default 7): two connections per consumer, one for its
+    /// batch transaction and one to create partitions meanwhile, and one for retention.
     pub db_pool_size: u32,
+    /// How long each store keeps its rows (`RETENTION_*`).
+    pub retention: retention::Retention,
 }
 
 impl Config {
     /// Reads the settings from the environment.
     pub fn from_env() -> anyhow::Result<Self> {
+        let common = CommonConfig::from_env()?;
         Ok(Self {
-            common: CommonConfig::from_env()?,
             consumer: ConsumerConfig::from_env()?,
             batch: BatchSettings { max_records: env_or("WRITER_BATCH_SIZE", 1000)?, linger: env_millis("WRITER_LINGER_MS", 0)? },
-            db_pool_size: env_or("WRITER_DB_POOL_SIZE", 6)?,
+            db_pool_size: env_or("WRITER_DB_POOL_SIZE", 7)?,
+            retention: retention::Retention::from_env(common.analytics_window)?,
+            common,
         })
     }
 }
@@ -82,9 +89,11 @@ impl Application {
         Ok(Self { config, pool, redis })
     }
 
-    /// Consumes until `shutdown` is cancelled; each consumer finishes its batch first.
+    /// Consumes (and runs retention) until `shutdown` is cancelled; each consumer
+    /// finishes its batch first.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         tracing::info!(assignment = ?self.config.consumer.assignment, "writer started");
+        let retention = tokio::spawn(retention::schedule(self.pool.clone(), self.config.retention, shutdown.clone()));
         let common = &self.config.common;
         let (events_group, analytics_group) = (common.events_writer_group(), common.analytics_writer_group());
         let wakeups = common.wakeups(&common.topics(), shutdown.clone())?;
@@ -94,11 +103,12 @@ impl Application {
             self.consume::<AnalyticsHit, _>(
                 &analytics_group,
                 &common.analytics_topic,
-                analytics::AnalyticsTable::new(common.analytics_window),
+                analytics::AnalyticsTable::new(common.analytics_window, self.config.retention.analytics),
                 &wakeups,
                 &shutdown
             ),
         )?;
+        retention.await?;
         Ok(())
     }
 

@@ -20,6 +20,9 @@ pub trait Table<T>: Send {
     /// `feed_writer_rows_total`).
     const NAME: &'static str;
 
+    /// Other time-partitioned tables the rows of a record land in, with the same times.
+    const ALSO_PARTITIONED: &'static [&'static str] = &[];
+
     /// The times of the rows `records` add to [`Table::NAME`] whose native partitions
     /// must exist (rows outside them land in the table's default partition).
     fn row_times(&self, records: &[&T]) -> Vec<DateTime<Utc>>;
@@ -68,7 +71,7 @@ impl<T: Sync, W: Table<T>> Sink<T> for PgSink<W> {
         let partitions: Vec<i32> = next.iter().map(|(p, _)| *p).collect();
         let rows: Vec<&T> = records.iter().map(|r| &r.event).collect();
         // Native partitions are made outside the batch's transaction (a no-op on hypertables).
-        self.partitions.ensure(&self.pool, W::NAME, &self.table.row_times(&rows)).await?;
+        self.partitions.ensure_for::<T, W>(&self.pool, self.table.row_times(&rows)).await?;
         let mut tx = self.pool.begin().await?;
         let stored = offsets::lock(&mut tx, &self.consumer, &self.topic, &partitions).await?;
         if moved(&stored, records, next) {
@@ -95,7 +98,7 @@ impl<T: Sync, W: Table<T>> Sink<T> for PgSink<W> {
 /// tools load a data set straight into the tables, as the writer would have (same rows,
 /// same idempotence), without sending it through the broker. Returns the records written.
 pub async fn write_directly<T: Sync, W: Table<T>>(pool: &PgPool, table: &mut W, records: &[&T]) -> anyhow::Result<u64> {
-    NativePartitions::default().ensure(pool, W::NAME, &table.row_times(records)).await?;
+    NativePartitions::default().ensure_for::<T, W>(pool, table.row_times(records)).await?;
     let mut tx = pool.begin().await?;
     let written = table.write(&mut tx, records).await?;
     tx.commit().await?;
