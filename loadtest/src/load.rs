@@ -40,32 +40,13 @@ where
     F: Fn(u64) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = bool> + Send,
 {
-    let start = Instant::now();
-    let deadline = start + duration;
-    let mut workers = Vec::new();
-    for worker in 0..concurrency {
-        let request = request.clone();
-        workers.push(tokio::spawn(async move {
-            let (mut h, mut errors, mut i) = (histogram(), 0u64, worker as u64);
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                if request(i).await {
-                    h.record(t.elapsed().as_micros().max(1) as u64).expect("in bounds");
-                } else {
-                    errors += 1;
-                }
-                i += concurrency as u64;
-            }
-            (h, errors)
-        }));
-    }
-    let (mut all, mut errors) = (histogram(), 0);
-    for worker in workers {
-        let (h, e) = worker.await.expect("load worker");
-        all.add(h).expect("same bounds");
-        errors += e;
-    }
-    summarize(&all, errors, start.elapsed())
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let timer = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(duration).await;
+        timer.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    closed_loop_until(concurrency, stop, request).await
 }
 
 /// Starts `request(i)` at `rate` per second for `duration`, regardless of how long
