@@ -388,10 +388,10 @@ pub async fn run(config: &BenchConfig) -> anyhow::Result<Report> {
 
     // Ceilings of the stores and the broker.
     let (redis_zadd, redis_zrevrange) = redis_benchmark(&common.redis_url, config.rows.max(10_000))?;
-    let raw_copy_rows_per_s = raw_copy(&seeder, config.rows).await?;
+    let raw_copy_rows_per_s = raw_copy(&seeder.db, config.rows).await?;
     let raw_produce_per_s = raw_produce(common, config.rows).await?;
     let peak_rss_kib = peak_rss(&["api", "writer", "fanout"]);
-    let writer_by_batch = writer_by_batch(&seeder, &redis, config.rows).await?;
+    let writer_by_batch = writer_by_batch(&seeder.db, &redis, config.rows).await?;
 
     let ratio = |stage: &str, rate: f64, ceiling: f64, name: &str, goal: f64| Ratio {
         stage: stage.to_string(),
@@ -538,15 +538,16 @@ fn redis_benchmark(redis_url: &str, n: usize) -> anyhow::Result<(f64, f64)> {
     Ok((zadd, zrevrange))
 }
 
-/// Activity-shaped rows COPYed into `activities` (actor id -1, removed afterwards).
-async fn raw_copy(seeder: &Seeder, rows: usize) -> anyhow::Result<f64> {
+/// Activity-shaped rows COPYed into `activities` (actor id -1, removed afterwards),
+/// rows/s: the database's own ingest speed, the writer's ceiling.
+pub(crate) async fn raw_copy(db: &sqlx::PgPool, rows: usize) -> anyhow::Result<f64> {
     let now = chrono::Utc::now();
     let mut csv = String::with_capacity(rows * 160);
     for i in 0..rows {
         let time = feed_core::feed::format_time(now - chrono::Duration::microseconds(i as i64));
         csv.push_str(&format!("{time},{},-1,bench_copy,post,post,{i},,,\"{{\"\"content\"\":\"\"bench\"\"}}\"\n", uuid::Uuid::now_v7()));
     }
-    let mut conn = seeder.db.acquire().await?;
+    let mut conn = db.acquire().await?;
     let t = Instant::now();
     let mut copy = conn
         .copy_in_raw(
@@ -600,11 +601,15 @@ fn peak_rss(names: &[&str]) -> Vec<(String, u64)> {
 
 /// The writer's own sink (rows and offsets in one transaction) on batches of growing
 /// size, rows/s. Offsets go under a scratch consumer name, removed afterwards.
-async fn writer_by_batch(seeder: &Seeder, redis: &feed_core::redis_client::Redis, rows: usize) -> anyhow::Result<Vec<(usize, f64)>> {
+pub(crate) async fn writer_by_batch(
+    db: &sqlx::PgPool,
+    redis: &feed_core::redis_client::Redis,
+    rows: usize,
+) -> anyhow::Result<Vec<(usize, f64)>> {
     const SCRATCH: &str = "bench-writer-by-batch";
     let table = writer::feed::FeedTable;
     let scratch_keys = Keys::new(format!("{SCRATCH}:"));
-    let mut writer = writer::sink::PgSink::new(seeder.db.clone(), SCRATCH, SCRATCH, table, redis.clone(), &scratch_keys);
+    let mut writer = writer::sink::PgSink::new(db.clone(), SCRATCH, SCRATCH, table, redis.clone(), &scratch_keys);
     let user = UserRef { id: -2, name: "bench_batch".into() };
     let mut out = Vec::new();
     for batch in [1usize, 10, 100, 1000] {
@@ -627,11 +632,11 @@ async fn writer_by_batch(seeder: &Seeder, redis: &feed_core::redis_client::Redis
             let next = chunk.last().map(|r| vec![(0, r.offset + 1)]).unwrap_or_default();
             writer.apply(chunk, &next).await?;
         }
-        sqlx::query("DELETE FROM consumer_offsets WHERE consumer = $1").bind(SCRATCH).execute(&seeder.db).await?;
+        sqlx::query("DELETE FROM consumer_offsets WHERE consumer = $1").bind(SCRATCH).execute(db).await?;
         redis::cmd("DEL").arg(scratch_keys.progress(SCRATCH, SCRATCH)).query_async::<()>(&mut redis.clone()).await?;
         out.push((batch, total as f64 / t.elapsed().as_secs_f64()));
-        sqlx::query("DELETE FROM activities WHERE actor_id = -2").execute(&seeder.db).await?;
-        sqlx::query("DELETE FROM objects WHERE owner_id = -2").execute(&seeder.db).await?;
+        sqlx::query("DELETE FROM activities WHERE actor_id = -2").execute(db).await?;
+        sqlx::query("DELETE FROM objects WHERE owner_id = -2").execute(db).await?;
     }
     Ok(out)
 }

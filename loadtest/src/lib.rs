@@ -1,6 +1,7 @@
 //! Tools that drive a running stack: a data generator (`feedgen`), a benchmark
 //! (`feedbench`), a crash-recovery benchmark (`feedrecovery`), an overload
-//! benchmark (`feedoverload`) and the friends feed past Redis (`feeddeep`). They publish straight
+//! benchmark (`feedoverload`), the friends feed past Redis (`feeddeep`) and the writer
+//! against raw COPY (`feedingest`). They publish straight
 //! onto the feed topic with the product's own envelope, so the data goes through the
 //! real writer and fan-out.
 
@@ -8,6 +9,7 @@ pub mod bench;
 pub mod deep;
 pub mod fanout_costs;
 pub mod gen;
+pub mod ingest;
 pub mod load;
 pub mod overload;
 pub mod recovery;
