@@ -512,3 +512,32 @@ async fn idle_consumers_pick_up_records_nobody_announced() {
     }
     stack.stop().await;
 }
+
+/// The writer inserts a batch's rows plainly and, only when some are already stored (a
+/// replay, a producer's duplicate), again skipping those: such a batch is applied, not
+/// failed and dead-lettered, and nothing is doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_holding_rows_already_stored_is_applied_without_doubling() {
+    use feed_core::event::{Event, EventType, ObjectKind, ObjectRef, UserRef};
+    let stack = Stack::start().await;
+    let ivan = UserRef { id: 1, name: "ivan".into() };
+    let post = |id: i64| {
+        Event::new(
+            EventType::Post,
+            ivan.clone(),
+            Some(ObjectRef { kind: ObjectKind::Post, id }),
+            None,
+            json!({"content": format!("p{id}")}),
+        )
+    };
+    let (first, second) = (post(9001), post(9002));
+    let count = |sql: &'static str| async { sqlx::query_scalar::<_, i64>(sql).fetch_one(&stack.db).await.unwrap() };
+    let mut table = writer::feed::FeedTable;
+    assert_eq!(writer::sink::write_directly(&stack.db, &mut table, &[&first]).await.unwrap(), 1);
+    // The stored post again, with a new one: both objects' inserts and the activities' meet an existing row.
+    writer::sink::write_directly(&stack.db, &mut table, &[&first, &second]).await.unwrap();
+    writer::sink::write_directly(&stack.db, &mut table, &[&second, &second]).await.unwrap();
+    assert_eq!(count("SELECT count(*) FROM activities WHERE object_id IN (9001, 9002)").await, 2);
+    assert_eq!(count("SELECT count(*) FROM objects WHERE id IN (9001, 9002)").await, 2);
+    stack.stop().await;
+}

@@ -1,10 +1,18 @@
 //! How one batch of feed events lands in PostgreSQL: set-based inserts in the batch's
 //! transaction, every statement idempotent.
+//!
+//! The bulk of a batch — its posts' `objects` rows and its `activities` rows — is first
+//! tried as plain inserts in a savepoint: the batch's offsets are stored in the same
+//! transaction, so a crash never redelivers an applied batch, and a row can already be
+//! there only after a replay or a producer's duplicate. Then (a unique violation) the
+//! savepoint is rolled back and the same rows are inserted skipping what exists.
+//! `ON CONFLICT DO NOTHING` on every batch cost a third of the writer's time.
 
 use crate::sink::{Table, Tx};
 use chrono::{DateTime, Utc};
 use feed_core::event::{Event, EventType};
 use sqlx::types::Json;
+use sqlx::Connection;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -28,12 +36,47 @@ impl Table<Event> for FeedTable {
         let activities = activities(events);
         insert_users(tx, events).await?;
         rotate_keys(tx, events).await?;
-        insert_objects(tx, events).await?;
         apply_follows(tx, events).await?;
-        insert_activities(tx, &activities).await?;
+        let mut attempt = (**tx).begin().await?;
+        match insert_rows(&mut attempt, events, &activities, Existing::Fail).await {
+            Ok(()) => attempt.commit().await?,
+            Err(error) if is_unique_violation(&error) => {
+                attempt.rollback().await?;
+                insert_rows(tx, events, &activities, Existing::Skip).await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
         apply_deletes(tx, events).await?;
         Ok(activities.len() as u64)
     }
+}
+
+/// What an insert does with a row whose key already exists.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    /// Fail with a unique violation (the fast path).
+    Fail,
+    /// Leave it and insert the rest.
+    Skip,
+}
+
+impl Existing {
+    fn clause(self) -> &'static str {
+        match self {
+            Existing::Fail => "",
+            Existing::Skip => "ON CONFLICT DO NOTHING",
+        }
+    }
+}
+
+/// The posts' objects, then the activities.
+async fn insert_rows(tx: &mut Tx<'_>, events: &[&Event], activities: &[&Event], existing: Existing) -> sqlx::Result<()> {
+    insert_objects(tx, events, existing).await?;
+    insert_activities(tx, activities, existing).await
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
 }
 
 async fn insert_users(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<()> {
@@ -88,7 +131,7 @@ async fn rotate_keys(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<()> {
     Ok(())
 }
 
-async fn insert_objects(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<()> {
+async fn insert_objects(tx: &mut Tx<'_>, events: &[&Event], existing: Existing) -> sqlx::Result<()> {
     let posts: Vec<(&Event, feed_core::event::ObjectRef)> =
         events.iter().filter(|e| e.kind == EventType::Post).filter_map(|e| e.object.map(|o| (*e, o))).collect();
     if posts.is_empty() {
@@ -99,12 +142,13 @@ async fn insert_objects(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<()> 
     let owners: Vec<i64> = posts.iter().map(|(e, _)| e.actor.id).collect();
     let contents: Vec<&str> = posts.iter().map(|(e, _)| e.payload_str("content").unwrap_or_default()).collect();
     let times: Vec<DateTime<Utc>> = posts.iter().map(|(e, _)| e.time).collect();
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO objects (kind, id, owner_id, content, created_at)
          SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::timestamptz[]) AS r(k, i, o, c, t)
          WHERE NOT EXISTS (SELECT 1 FROM deleted_objects d WHERE d.kind = r.k AND d.id = r.i)
-         ON CONFLICT DO NOTHING",
-    )
+         {}",
+        existing.clause()
+    ))
     .bind(kinds)
     .bind(ids)
     .bind(owners)
@@ -174,7 +218,7 @@ async fn apply_follows(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<()> {
     Ok(())
 }
 
-async fn insert_activities(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<()> {
+async fn insert_activities(tx: &mut Tx<'_>, events: &[&Event], existing: Existing) -> sqlx::Result<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -188,16 +232,17 @@ async fn insert_activities(tx: &mut Tx<'_>, events: &[&Event]) -> sqlx::Result<(
     let target_ids: Vec<Option<i64>> = events.iter().map(|e| e.target.as_ref().map(|t| t.id)).collect();
     let target_names: Vec<Option<&str>> = events.iter().map(|e| e.target.as_ref().map(|t| t.name.as_str())).collect();
     let payloads: Vec<Json<&serde_json::Value>> = events.iter().map(|e| Json(&e.payload)).collect();
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO activities
             (time, event_id, actor_id, actor_name, verb, object_type, object_id, target_id, target_name, payload)
-         SELECT t, id, a, an, v, ot, oi, ti, tn, CASE WHEN jsonb_typeof(p) = 'object' THEN p ELSE '{}'::jsonb END
+         SELECT t, id, a, an, v, ot, oi, ti, tn, CASE WHEN jsonb_typeof(p) = 'object' THEN p ELSE '{{}}'::jsonb END
          FROM UNNEST($1::timestamptz[], $2::uuid[], $3::bigint[], $4::text[], $5::text[],
                      $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::jsonb[])
               AS r(t, id, a, an, v, ot, oi, ti, tn, p)
          WHERE r.oi IS NULL OR NOT EXISTS (SELECT 1 FROM deleted_objects d WHERE d.kind = r.ot AND d.id = r.oi)
-         ON CONFLICT DO NOTHING",
-    )
+         {}",
+        existing.clause()
+    ))
     .bind(times)
     .bind(ids)
     .bind(actor_ids)
