@@ -29,9 +29,28 @@ pub struct Retention {
     pub every: Option<Duration>,
 }
 
+/// The defaults, in days (0: kept forever) and minutes; written down once for
+/// [`Retention::default`] and [`Retention::from_env`].
+const ACTIVITIES_DAYS: i64 = 0;
+const EVENTS_DAYS: i64 = 90;
+const ANALYTICS_DAYS: i64 = 7;
+const EVERY_MINUTES: u64 = 60;
+
+/// `days` as a retention: `None` for 0, kept forever.
+fn kept_for(days: i64) -> Option<TimeDelta> {
+    (days > 0).then(|| TimeDelta::days(days))
+}
+
+/// The stores' default retentions, without a schedule: runs happen only when called
+/// (the writer's `RETENTION_EVERY_MINUTES` defaults to 60).
 impl Default for Retention {
     fn default() -> Self {
-        Self { activities: None, generic_events: Some(TimeDelta::days(90)), analytics: Some(TimeDelta::days(7)), every: None }
+        Self {
+            activities: kept_for(ACTIVITIES_DAYS),
+            generic_events: kept_for(EVENTS_DAYS),
+            analytics: kept_for(ANALYTICS_DAYS),
+            every: None,
+        }
     }
 }
 
@@ -41,13 +60,13 @@ impl Retention {
         let days = |name: &str, default: i64| -> anyhow::Result<Option<TimeDelta>> {
             let days: i64 = env_or(name, default)?;
             anyhow::ensure!(days >= 0, "{name} must be 0 (keep forever) or a number of days, not {days}");
-            Ok((days > 0).then(|| TimeDelta::days(days)))
+            Ok(kept_for(days))
         };
-        let minutes: u64 = env_or("RETENTION_EVERY_MINUTES", 60)?;
+        let minutes: u64 = env_or("RETENTION_EVERY_MINUTES", EVERY_MINUTES)?;
         let retention = Self {
-            activities: days("RETENTION_ACTIVITIES_DAYS", 0)?,
-            generic_events: days("RETENTION_EVENTS_DAYS", 90)?,
-            analytics: days("RETENTION_ANALYTICS_DAYS", 7)?,
+            activities: days("RETENTION_ACTIVITIES_DAYS", ACTIVITIES_DAYS)?,
+            generic_events: days("RETENTION_EVENTS_DAYS", EVENTS_DAYS)?,
+            analytics: days("RETENTION_ANALYTICS_DAYS", ANALYTICS_DAYS)?,
             every: (minutes > 0).then(|| Duration::from_secs(minutes * 60)),
         };
         if let Some(keep) = retention.analytics {
