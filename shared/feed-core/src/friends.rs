@@ -69,21 +69,59 @@ end
 /// `authored` and `author` keys. Returns `{pushed refs and scores (flat, newest first,
 /// strictly after the cursor), the reader's meta (flat), the generation or '', {hot
 /// author, its page, its trim mark or ''} per hot followee}`.
+///
+/// Each hot author's page holds only refs at or above the floor: the `count`-th best
+/// score among the distinct refs read so far (see [`FLOOR_FN`]). Nothing below it can
+/// make the merged page, and reading a sorted set costs Redis about a microsecond per
+/// ref returned, so a reader of 20 hot authors reads about `count` refs in all, not
+/// 21 × `count`.
 static READ_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{TOUCH}local page = {PAGE_FN}{}",
+        "{TOUCH}local page = {PAGE_FN}local floor_after = {FLOOR_FN}{}",
         r#"
 touch(KEYS[3], ARGV[4])
 local count = tonumber(ARGV[3])
+local best, seen = {}, {}
+local pushed = page(KEYS[1], ARGV[1], ARGV[2], count, '-inf')
+local floor = floor_after(best, seen, pushed, count)
 local pages = {}
 for _, author in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-    local refs = page(ARGV[5] .. author .. ARGV[6], ARGV[1], ARGV[2], count)
+    local refs = page(ARGV[5] .. author .. ARGV[6], ARGV[1], ARGV[2], count, floor)
     pages[#pages + 1] = {author, refs, redis.call('HGET', ARGV[7] .. author .. ARGV[8], 'trimmed') or ''}
+    floor = floor_after(best, seen, refs, count)
 end
-return {page(KEYS[1], ARGV[1], ARGV[2], count), redis.call('HGETALL', KEYS[3]), redis.call('GET', KEYS[4]) or '', pages}
+return {pushed, redis.call('HGETALL', KEYS[3]), redis.call('GET', KEYS[4]) or '', pages}
 "#
     ))
 });
+
+/// Lua: adds the distinct refs of a flat member/score list to `best` (the scores of the
+/// best distinct refs so far, ascending, kept to `count`; `seen` holds the refs) and returns the
+/// floor below which no ref can make a page of `count`: the `count`-th best score, or
+/// `-inf` while fewer are known. A ref seen twice (pushed and merged while an author
+/// becomes hot) counts once, or the floor would rise above a ref the page needs.
+const FLOOR_FN: &str = r#"function(best, seen, refs, count)
+    local added = false
+    for i = 1, #refs, 2 do
+        if not seen[refs[i]] then
+            seen[refs[i]] = true
+            best[#best + 1] = tonumber(refs[i + 1])
+            added = true
+        end
+    end
+    if #best < count then return '-inf' end
+    if added then
+        -- Numbers, ascending, with Lua's own comparison: a comparator function calling
+        -- tonumber cost a millisecond per read.
+        table.sort(best)
+        local extra = #best - count
+        for i = 1, count do best[i] = best[i + extra] end
+        for i = #best, count + 1, -1 do best[i] = nil end
+    end
+    -- Scores are whole microseconds, below 2^53: '%.0f' writes them exactly.
+    return string.format('%.0f', best[1])
+end
+"#;
 
 /// On a cluster, the reader's own slot: its page of pushed refs, its hot followees and
 /// its meta. KEYS: feed, hot-following, reader. ARGV: as [`READ_ALL`]'s first four.
@@ -93,28 +131,29 @@ static READ_START: LazyLock<Script> = LazyLock::new(|| {
         "{TOUCH}local page = {PAGE_FN}{}",
         r#"
 touch(KEYS[3], ARGV[4])
-return {page(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])), redis.call('SMEMBERS', KEYS[2]), redis.call('HGETALL', KEYS[3])}
+return {page(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), '-inf'), redis.call('SMEMBERS', KEYS[2]), redis.call('HGETALL', KEYS[3])}
 "#
     ))
 });
 
-/// On a cluster, a hot author's page. KEYS: authored, author. ARGV: as [`READ_ALL`]'s
+/// On a cluster, a hot author's page. KEYS: authored, author. ARGV: the floor (the
+/// pushed page's last score when it is full, else `-inf`: see [`READ_ALL`]), then as [`READ_ALL`]'s
 /// first three. Returns `{refs and scores, the trim mark or ''}`.
 static AUTHORED_PAGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "local page = {PAGE_FN}{}",
         r#"
-return {page(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])), redis.call('HGET', KEYS[2], 'trimmed') or ''}
+return {page(KEYS[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[1]), redis.call('HGET', KEYS[2], 'trimmed') or ''}
 "#
     ))
 });
 
-/// Lua: up to `count` members of a sorted set strictly after (`max`, `id`), newest
-/// first, as a flat member/score list.
-const PAGE_FN: &str = r#"function(key, max, id, count)
+/// Lua: up to `count` members of a sorted set strictly after (`max`, `id`) and scored
+/// at least `min`, newest first, as a flat member/score list.
+const PAGE_FN: &str = r#"function(key, max, id, count, min)
     local out, offset = {}, 0
     while true do
-        local got = redis.call('ZREVRANGEBYSCORE', key, max, '-inf', 'WITHSCORES', 'LIMIT', offset, count)
+        local got = redis.call('ZREVRANGEBYSCORE', key, max, min, 'WITHSCORES', 'LIMIT', offset, count)
         for i = 1, #got, 2 do
             if #out < 2 * count and (id == '' or got[i + 1] ~= max or string.sub(got[i], 1, 16) < id) then
                 out[#out + 1] = got[i]
@@ -302,9 +341,14 @@ async fn refs_by_slot(
             redis::cmd("GET").arg(&generation_key).query_async::<Option<String>>(&mut redis.clone()).await
         },)?;
     let (pushed, hot, meta) = started;
+    // The authors' pages are read at once, so only the pushed page sets their floor.
+    let floor = match pushed.last() {
+        Some((_, score)) if pushed.len() >= count => score.to_string(),
+        _ => "-inf".to_string(),
+    };
     let hot_pages = hot.iter().map(|author| {
         let mut page = AUTHORED_PAGE.prepare_invoke();
-        page.key(keys.authored(*author)).key(keys.author(*author)).arg(max).arg(id).arg(count);
+        page.key(keys.authored(*author)).key(keys.author(*author)).arg(&floor).arg(max).arg(id).arg(count);
         let mut redis = redis.clone();
         async move { page.invoke_async::<(Scored, String)>(&mut redis).await }
     });
