@@ -1,7 +1,8 @@
 //! Tools that drive a running stack: a data generator (`feedgen`), a benchmark
 //! (`feedbench`), a crash-recovery benchmark (`feedrecovery`), an overload
 //! benchmark (`feedoverload`), the friends feed past Redis (`feeddeep`) and the writer
-//! against raw COPY (`feedingest`). They publish straight
+//! against raw COPY (`feedingest`), and memory over a long run with nobody scraping
+//! metrics (`feedsoak`). They publish straight
 //! onto the feed topic with the product's own envelope, so the data goes through the
 //! real writer and fan-out.
 
@@ -14,6 +15,7 @@ pub mod load;
 pub mod overload;
 pub mod recovery;
 pub mod seed;
+pub mod soak;
 
 /// `common` with its own topics, groups and Redis key prefix (`<label>-…-<random id>`),
 /// so a benchmark that runs its own services shares only the stores with anything
@@ -34,6 +36,27 @@ pub fn scratch(common: &feed_core::config::CommonConfig, label: &str) -> feed_co
 /// A `kB` line of a process's `/proc/<pid>/status` text (`VmRSS`, `VmHWM`), in KiB.
 pub fn status_kib(status: &str, field: &str) -> Option<u64> {
     status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The resident set size of process `pid`, MiB (0 if it is gone).
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status_kib(&status, "VmRSS").unwrap_or(0) as f64 / 1024.0
+}
+
+/// `field` (`VmRSS`, `VmHWM`) of every process named one of `names`, in KiB.
+pub fn processes_kib(names: &[&str], field: &str) -> Vec<(String, u64)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    for entry in entries.flatten() {
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
+        let name = status.lines().find_map(|l| l.strip_prefix("Name:")).map(str::trim).unwrap_or_default();
+        if names.contains(&name) {
+            found.push((name.to_string(), status_kib(&status, field).unwrap_or(0)));
+        }
+    }
+    found.sort();
+    found
 }
 
 /// The command line that ran this tool, for a report to quote.

@@ -91,33 +91,18 @@ pub struct Variant {
 
 /// Runs the benchmark.
 pub async fn run(config: &OverloadConfig) -> anyhow::Result<Vec<Variant>> {
-    let common = crate::scratch(&config.common, "overload");
-    let db = feed_core::db::connect(&common.database_url, 2).await?;
-    feed_core::db::migrate(&db).await?;
-    common.ensure_topics().await?;
-    let mut env: Vec<(String, String)> = common.to_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    env.push(("METRICS_ADDR".into(), "127.0.0.1:0".into()));
-    env.push(("RUST_LOG".into(), "error,feed_events=off".into()));
-    let _writer = ServiceProcess::start("writer", env.clone());
-    let _fanout = ServiceProcess::start("fanout", env.clone());
-
+    let stack = ScratchStack::start(&config.common, "overload").await?;
     let mut results = Vec::new();
     for (label, extra) in &config.variants {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut api_env = env.clone();
-        api_env.push(("LISTEN_ADDR".into(), format!("127.0.0.1:{port}")));
-        api_env.push(("DEMO_USERS".into(), "true".into()));
-        api_env.extend(extra.iter().cloned());
-        let api = ServiceProcess::start("api", api_env);
-        let url = format!("http://127.0.0.1:{port}");
+        let (api, url, port) = stack.start_api(extra)?;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(config.writers).build()?;
         ready(&http, &url, &api).await?;
         let pid = api.pid().ok_or_else(|| anyhow::anyhow!("the API is not running"))?;
-        let rss_start_mib = rss_mib(pid);
+        let rss_start_mib = crate::rss_mib(pid);
         eprintln!("{label}: {} writers for {:?}", config.writers, config.duration);
         let writers = writers(&http, &url, config.writers, config.duration).await;
         drop(http);
-        let rss_after_writers_mib = rss_mib(pid);
+        let rss_after_writers_mib = crate::rss_mib(pid);
         eprintln!("{label}: storm of {} connections", config.connections);
         let mut storm = storm(port, pid, config.connections).await;
         storm.rss_start_mib = rss_start_mib;
@@ -127,8 +112,46 @@ pub async fn run(config: &OverloadConfig) -> anyhow::Result<Vec<Variant>> {
     Ok(results)
 }
 
+/// A writer and a fan-out (the built binaries, as child processes) on scratch topics,
+/// groups and key prefix of the configured stores, and the environment to start APIs
+/// beside them. Nothing scrapes their metrics.
+pub(crate) struct ScratchStack {
+    env: Vec<(String, String)>,
+    /// The writer process.
+    pub writer: ServiceProcess,
+    /// The fan-out process.
+    pub fanout: ServiceProcess,
+}
+
+impl ScratchStack {
+    /// Migrates, creates the scratch topics and starts the consumers.
+    pub async fn start(common: &CommonConfig, label: &str) -> anyhow::Result<Self> {
+        let common = crate::scratch(common, label);
+        let db = feed_core::db::connect(&common.database_url, 2).await?;
+        feed_core::db::migrate(&db).await?;
+        common.ensure_topics().await?;
+        let mut env: Vec<(String, String)> = common.to_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        env.push(("METRICS_ADDR".into(), "127.0.0.1:0".into()));
+        env.push(("RUST_LOG".into(), "error,feed_events=off".into()));
+        let writer = ServiceProcess::start("writer", env.clone());
+        let fanout = ServiceProcess::start("fanout", env.clone());
+        Ok(Self { env, writer, fanout })
+    }
+
+    /// Starts an API with the demo users and `extra` environment on a free port: the
+    /// process, its URL and port.
+    pub fn start_api(&self, extra: &[(String, String)]) -> anyhow::Result<(ServiceProcess, String, u16)> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut env = self.env.clone();
+        env.push(("LISTEN_ADDR".into(), format!("127.0.0.1:{port}")));
+        env.push(("DEMO_USERS".into(), "true".into()));
+        env.extend(extra.iter().cloned());
+        Ok((ServiceProcess::start("api", env), format!("http://127.0.0.1:{port}"), port))
+    }
+}
+
 /// Waits until the API answers and its demo users exist.
-async fn ready(http: &reqwest::Client, url: &str, api: &ServiceProcess) -> anyhow::Result<()> {
+pub(crate) async fn ready(http: &reqwest::Client, url: &str, api: &ServiceProcess) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
         let me = http.get(format!("{url}/me")).header("X-App-Key", "abc123").send().await;
@@ -235,7 +258,7 @@ async fn storm(port: u16, pid: u32, count: usize) -> Storm {
     let mut peak: f64 = 0.0;
     let sampler = async {
         loop {
-            peak = peak.max(rss_mib(pid));
+            peak = peak.max(crate::rss_mib(pid));
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
@@ -251,15 +274,9 @@ async fn storm(port: u16, pid: u32, count: usize) -> Storm {
         closed_by_server: outcomes.iter().filter(|(_, closed)| *closed).count(),
         seconds,
         rss_peak_mib: peak,
-        rss_end_mib: rss_mib(pid),
+        rss_end_mib: crate::rss_mib(pid),
         ..Storm::default()
     }
-}
-
-/// The resident set size of process `pid`, MiB (0 if it is gone).
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    crate::status_kib(&status, "VmRSS").unwrap_or(0) as f64 / 1024.0
 }
 
 /// The results as Markdown.
