@@ -113,6 +113,14 @@ ensure_timescaledb() {
         || { tail -n 30 /tmp/timescaledb-install.log >&2; log "TimescaleDB did not install"; return 1; }
 }
 
+# Programs the tests use beside the stores: openssl makes their TLS certificates, socat
+# terminates TLS in front of a broker (e2e/tests/tls.rs).
+ensure_test_tools() {
+    local missing=() tool
+    for tool in openssl socat; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+    if [ ${#missing[@]} -gt 0 ]; then log "installing ${missing[*]}"; apt_install "${missing[@]}"; fi
+}
+
 # Everything the services and tests need installed and running, but the broker itself.
 ensure_all() {
     ensure_postgres

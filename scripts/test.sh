@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 source scripts/infra.sh
 
 ensure_all
+ensure_test_tools
 
 port=${TEST_KAFKA_PORT:-19092}
 dir=$(mktemp -d /tmp/feed-test-broker.XXXXXX)

@@ -82,20 +82,68 @@ impl Drop for Daemon {
     }
 }
 
-/// A tansu broker storing into its own SQLite file.
-pub struct Broker(Daemon);
+/// A tansu broker storing into its own SQLite file; optionally reached only through a
+/// TLS terminator (`socat`) in front of it, as a managed Kafka's TLS listener is.
+pub struct Broker(Daemon, Option<Daemon>);
 
 impl Broker {
     /// Starts a broker and waits until it answers metadata requests.
     pub fn start() -> Self {
-        let mut broker = Self(Daemon::new("broker"));
+        let mut broker = Self(Daemon::new("broker"), None);
         broker.restart();
         broker
     }
 
-    /// `host:port`, for `KAFKA_BROKERS`.
+    /// Starts a broker whose advertised listener is a TLS port (`socat` with
+    /// `certificates`' server certificate) forwarding to its plaintext one, and waits
+    /// until it answers metadata requests through TLS.
+    pub fn start_behind_tls(certificates: &crate::tls::Certificates) -> Self {
+        let mut terminator = Daemon::new("tls-terminator");
+        let listen = format!(
+            "OPENSSL-LISTEN:{},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
+            terminator.port,
+            certificates.cert().display(),
+            certificates.key().display()
+        );
+        let mut broker = Self(Daemon::new("broker"), None);
+        let mut command = Command::new("socat");
+        command.args([listen, format!("TCP:127.0.0.1:{}", broker.0.port)]);
+        terminator.spawn("socat", command);
+        broker.1 = Some(terminator);
+        broker.restart_with(&[("security.protocol", "ssl".into()), ("ssl.ca.location", certificates.ca().display().to_string())]);
+        broker
+    }
+
+    /// `host:port`, for `KAFKA_BROKERS`: the TLS port where there is one.
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.0.port)
+        format!("127.0.0.1:{}", self.1.as_ref().unwrap_or(&self.0).port)
+    }
+
+    fn restart_with(&mut self, security: &[(&str, String)]) {
+        let listener = format!("tcp://127.0.0.1:{}", self.0.port);
+        let advertised = format!("tcp://{}", self.address());
+        let mut command = Command::new("tansu");
+        command.args([
+            "broker",
+            "--listener-url",
+            &listener,
+            "--advertised-listener-url",
+            &advertised,
+            "--storage-engine",
+            "sqlite://tansu.db",
+        ]);
+        self.0.spawn("tansu", command);
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", self.address());
+        for (key, value) in security {
+            config.set(*key, value);
+        }
+        let client: rdkafka::consumer::BaseConsumer = config.create().expect("metadata client");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while rdkafka::consumer::Consumer::fetch_metadata(&client, None, Duration::from_secs(2)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not answer on {}", self.address());
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -105,35 +153,43 @@ impl Crash for Broker {
         self.0.kill();
     }
 
+    /// Starts it again (plaintext; a broker behind TLS is not restarted by tests).
     fn restart(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.0.port);
-        let mut command = Command::new("tansu");
-        command.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"]);
-        self.0.spawn("tansu", command);
-        let client: rdkafka::consumer::BaseConsumer =
-            rdkafka::ClientConfig::new().set("bootstrap.servers", self.address()).create().expect("metadata client");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while rdkafka::consumer::Consumer::fetch_metadata(&client, None, Duration::from_secs(2)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not answer on {}", self.0.port);
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.restart_with(&[]);
     }
 }
 
 /// A Redis that keeps nothing on disk, like the machine's.
-pub struct Redis(Daemon);
+pub struct Redis(Daemon, Option<TlsFiles>);
+
+/// A TLS server's certificate, key and CA, as PEM files.
+struct TlsFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
+}
 
 impl Redis {
     /// Starts a Redis and waits until it listens.
     pub fn start() -> Self {
-        let mut redis = Self(Daemon::new("redis"));
+        let mut redis = Self(Daemon::new("redis"), None);
         redis.restart();
         redis
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// Starts a Redis that accepts only TLS connections, with `certificates`' server
+    /// certificate.
+    pub fn start_tls(certificates: &crate::tls::Certificates) -> Self {
+        let files = TlsFiles { cert: certificates.cert(), key: certificates.key(), ca: certificates.ca() };
+        let mut redis = Self(Daemon::new("redis"), Some(files));
+        redis.restart();
+        redis
+    }
+
+    /// `redis://127.0.0.1:<port>`, or `rediss://` for a TLS one.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.0.port)
+        let scheme = if self.1.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.0.port)
     }
 }
 
@@ -146,7 +202,19 @@ impl Crash for Redis {
     /// Starts it again, empty.
     fn restart(&mut self) {
         let mut command = Command::new("redis-server");
-        command.args(["--port", &self.0.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        let port = self.0.port.to_string();
+        match &self.1 {
+            None => command.args(["--port", &port]),
+            Some(tls) => command.args(["--port", "0", "--tls-port", &port, "--tls-auth-clients", "no"]).args([
+                std::ffi::OsStr::new("--tls-cert-file"),
+                tls.cert.as_os_str(),
+                std::ffi::OsStr::new("--tls-key-file"),
+                tls.key.as_os_str(),
+                std::ffi::OsStr::new("--tls-ca-cert-file"),
+                tls.ca.as_os_str(),
+            ]),
+        };
+        command.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
         self.0.spawn("redis-server", command);
     }
 }
@@ -158,6 +226,7 @@ pub struct Postgres {
     dir: PathBuf,
     bin: PathBuf,
     preload_timescaledb: bool,
+    tls: bool,
 }
 
 impl Postgres {
@@ -172,16 +241,43 @@ impl Postgres {
         Self::start_with(false)
     }
 
-    fn start_with(preload_timescaledb: bool) -> Self {
-        let mut pg = Self { port: free_port(), dir: scratch_dir("postgres"), bin: postgres_bin(), preload_timescaledb };
-        if is_root() {
-            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&pg.dir).status().expect("chown");
-            assert!(status.success(), "chown of the PostgreSQL scratch directory failed");
-        }
-        let data = pg.data();
-        pg.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+    /// Creates and starts a cluster that accepts only TLS connections over TCP, with
+    /// `certificates`' server certificate.
+    pub fn start_tls(certificates: &crate::tls::Certificates) -> Self {
+        let mut pg = Self::create(true, true);
+        let data = PathBuf::from(pg.data());
+        certificates.install_server_files(&data);
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .expect("pg_hba.conf");
+        pg.chown();
         pg.restart();
         pg
+    }
+
+    fn start_with(preload_timescaledb: bool) -> Self {
+        let mut pg = Self::create(preload_timescaledb, false);
+        pg.restart();
+        pg
+    }
+
+    /// A new cluster, not started.
+    fn create(preload_timescaledb: bool, tls: bool) -> Self {
+        let pg = Self { port: free_port(), dir: scratch_dir("postgres"), bin: postgres_bin(), preload_timescaledb, tls };
+        pg.chown();
+        let data = pg.data();
+        pg.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        pg
+    }
+
+    /// Gives the cluster's files to the `postgres` user its programs run as.
+    fn chown(&self) {
+        if is_root() {
+            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&self.dir).status().expect("chown");
+            assert!(status.success(), "chown of the PostgreSQL scratch directory failed");
+        }
     }
 
     /// A URL of database `postgres` on it.
@@ -223,6 +319,9 @@ impl Crash for Postgres {
         let mut options = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.display());
         if self.preload_timescaledb && self.bin.join("lib/timescaledb.so").exists() {
             options.push_str(" -c shared_preload_libraries=timescaledb");
+        }
+        if self.tls {
+            options.push_str(" -c ssl=on -c ssl_cert_file=server.pem -c ssl_key_file=server.key");
         }
         self.run("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "start"]);
         wait_listening(self.port, "PostgreSQL");

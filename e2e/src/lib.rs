@@ -16,6 +16,7 @@
 
 pub mod contract;
 pub mod daemons;
+pub mod tls;
 
 use feed_core::config::{CommonConfig, ConsumerConfig, FeedSettings};
 use feed_core::consumer::BatchSettings;
@@ -154,6 +155,10 @@ pub struct StackOptions {
     pub postgres_url: Option<String>,
     /// See `brokers`.
     pub redis_url: Option<String>,
+    /// The CA to trust for a `rediss://` `redis_url`.
+    pub redis_ca_file: Option<String>,
+    /// TLS and SASL settings for `brokers` (librdkafka properties).
+    pub kafka_security: Vec<(&'static str, String)>,
     /// Start a writer and a fan-out in-process (crash tests start processes instead).
     pub in_process_consumers: bool,
     /// How the fan-out keeps feeds (and the API catches readers up).
@@ -167,6 +172,8 @@ pub struct StackOptions {
     /// created, unless `FEED_TEST_STORAGE=native` (how the test command runs the suite
     /// again on the fallback).
     pub native_partitions: bool,
+    /// The API's `SHUTDOWN_DELAY_MS`.
+    pub shutdown_delay: Duration,
 }
 
 impl Default for StackOptions {
@@ -181,6 +188,8 @@ impl Default for StackOptions {
             brokers: None,
             postgres_url: None,
             redis_url: None,
+            redis_ca_file: None,
+            kafka_security: Vec::new(),
             in_process_consumers: true,
             feed: FeedSettings::default(),
             limits: api::server::Limits {
@@ -190,6 +199,7 @@ impl Default for StackOptions {
             },
             shedding: api::shedding::Settings { per_key: 0, per_address: 0, max_pending_writes: 1024 },
             native_partitions: std::env::var("FEED_TEST_STORAGE").is_ok_and(|s| s == "native"),
+            shutdown_delay: Duration::ZERO,
         }
     }
 }
@@ -336,16 +346,19 @@ impl Stack {
             database_url: with_database(&postgres_url, &database),
             redis_url: options.redis_url.clone().unwrap_or_else(|| infra.redis_url.clone()),
             redis_cluster: options.redis_url.is_none() && infra.redis_cluster,
+            redis_ca_file: options.redis_ca_file.clone(),
             redis_key_prefix: format!("test:{id}:"),
-            kafka_brokers: options.brokers.clone().unwrap_or_else(|| infra.brokers.clone()),
+            kafka: feed_core::kafka::Kafka {
+                brokers: options.brokers.clone().unwrap_or_else(|| infra.brokers.clone()),
+                security: options.kafka_security.clone(),
+            },
             feed_topic: format!("feed-{id}"),
             events_topic: format!("events-{id}"),
             analytics_topic: format!("analytics-{id}"),
             writer_group: format!("writer-{id}"),
             fanout_group: format!("fanout-{id}"),
             run_migrations: true,
-            topic_partitions: options.partitions,
-            topic_replication: 1,
+            topics: feed_core::config::TopicSettings::local(options.partitions),
             analytics_window: feed_core::config::TimeWindow {
                 max_age: chrono::TimeDelta::hours(168),
                 max_ahead: chrono::TimeDelta::minutes(60),
@@ -364,7 +377,7 @@ impl Stack {
 
         let mut api_common = common.clone();
         if let Some(brokers) = &options.api_brokers {
-            api_common.kafka_brokers = brokers.clone();
+            api_common.kafka = feed_core::kafka::Kafka::plaintext(brokers.clone());
         }
         let config = api::Config {
             common: api_common,
@@ -379,6 +392,7 @@ impl Stack {
             body_cache_entries: 10_000,
             limits: options.limits,
             shedding: options.shedding,
+            shutdown_delay: options.shutdown_delay,
         };
         let app = api::Application::build(config).await.expect("build API");
         let api_url = format!("http://{}", app.local_addr());
@@ -522,7 +536,7 @@ impl Stack {
 
     /// Per partition of `topic`, the offset the next record will get.
     pub async fn topic_watermarks(&self, topic: &str) -> HashMap<i32, i64> {
-        feed_core::kafka::fetch_high_watermarks(&self.common.kafka_brokers, topic, Duration::from_secs(10)).await.expect("watermarks")
+        feed_core::kafka::fetch_high_watermarks(&self.common.kafka, topic, Duration::from_secs(10)).await.expect("watermarks")
     }
 
     /// How many records the feed topic holds.
@@ -572,10 +586,10 @@ impl Stack {
     pub async fn dead_letters(&self, topic: &str, count: usize) -> Vec<(Vec<u8>, HashMap<String, String>)> {
         use rdkafka::consumer::{BaseConsumer, Consumer};
         use rdkafka::message::{Headers, Message};
-        let (brokers, topic) = (self.common.kafka_brokers.clone(), feed_core::consumer::dead_letter_topic(topic));
+        let (kafka, topic) = (self.common.kafka.clone(), feed_core::consumer::dead_letter_topic(topic));
         tokio::task::spawn_blocking(move || {
-            let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", &brokers)
+            let consumer: BaseConsumer = kafka
+                .client()
                 .set("group.id", "dead-letter-reader")
                 .set("enable.auto.commit", "false")
                 .create()
@@ -607,6 +621,25 @@ impl Stack {
     /// All members of a Redis sorted set, with scores.
     pub async fn zset(&self, key: &str) -> Vec<(Vec<u8>, i64)> {
         redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut self.redis.clone()).await.expect("ZRANGE")
+    }
+
+    /// Tells the API to stop, as SIGTERM does, without waiting for it.
+    pub fn signal_api(&self) {
+        if let Some(api) = &self.api {
+            api.shutdown.cancel();
+        }
+    }
+
+    /// Waits up to `within` for the API to have stopped; whether it did (and cleanly).
+    pub async fn api_stopped(&mut self, within: Duration) -> bool {
+        let Some(api) = self.api.as_mut() else { return true };
+        match tokio::time::timeout(within, &mut api.handle).await {
+            Ok(ended) => {
+                self.api = None;
+                matches!(ended, Ok(Ok(())))
+            }
+            Err(_) => false,
+        }
     }
 
     /// Stops all services gracefully.

@@ -7,11 +7,10 @@
 use e2e::Stack;
 use feed_core::event::{Event, EventType, UserRef};
 use rdkafka::producer::FutureProducer;
-use rdkafka::ClientConfig;
 use std::time::Duration;
 
 async fn publish(stack: &Stack, event: &Event) {
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.common.kafka_brokers).create().expect("producer");
+    let producer: FutureProducer = stack.common.kafka.client().create().expect("producer");
     feed_core::kafka::send(&producer, &stack.common.feed_topic, event, Duration::from_secs(5)).await.expect("published");
 }
 

@@ -164,3 +164,30 @@ async fn rotating_a_key_replaces_it_and_survives_replay() {
     }
     stack.stop().await;
 }
+
+/// Kubernetes' readiness probe: `/readyz` answers 503 from the moment the API is told to
+/// stop, while it goes on serving for its shutdown delay (load balancers stop sending
+/// traffic first), then it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_api_fails_readiness_and_serves_until_its_delay_ends() {
+    let options = e2e::StackOptions { shutdown_delay: std::time::Duration::from_secs(3), ..Default::default() };
+    let mut stack = Stack::start_with(options).await;
+    assert_eq!(stack.send_text(reqwest::Method::GET, "/readyz").await, (StatusCode::OK, "ok".to_string()));
+    stack.signal_api();
+    let mut draining = false;
+    for _ in 0..100 {
+        if stack.send_text(reqwest::Method::GET, "/readyz").await == (StatusCode::SERVICE_UNAVAILABLE, "draining".to_string()) {
+            draining = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(draining, "/readyz still answers ok after the stop signal");
+    // Still serving: liveness, and a read that needs PostgreSQL.
+    assert_eq!(stack.send_text(reqwest::Method::GET, "/livez").await.0, StatusCode::OK);
+    assert_eq!(stack.get("/feed/my", Some(KEYS[0])).await.0, StatusCode::OK);
+    assert!(stack.api_stopped(std::time::Duration::from_secs(20)).await, "the API did not stop cleanly after its delay");
+    let refused = reqwest::get(format!("{}/livez", stack.api_url)).await;
+    assert!(refused.is_err(), "a stopped API still answers: {refused:?}");
+    stack.stop().await;
+}

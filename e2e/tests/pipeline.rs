@@ -152,14 +152,13 @@ async fn an_unreachable_broker_gives_503_and_records_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_records_are_dead_lettered_and_the_partition_keeps_flowing() {
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    use rdkafka::ClientConfig;
 
     let stack = Stack::start().await;
     assert_eq!(stack.post("/post", IVAN, json!({"type": "post", "content": "before"})).await.0, StatusCode::OK);
 
     // Two poison records on ivan's partition (key "1", as the API keys his events):
     // bytes that do not decode, and an event no database accepts (NUL in text).
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.common.kafka_brokers).create().unwrap();
+    let producer: FutureProducer = stack.common.kafka.client().create().unwrap();
     let topic = stack.common.feed_topic.clone();
     producer.send(FutureRecord::to(&topic).key("1").payload("not json"), Duration::from_secs(5)).await.unwrap();
     let ivan = feed_core::event::UserRef { id: 1, name: "ivan".into() };
@@ -260,7 +259,6 @@ async fn graceful_shutdown_under_load_loses_and_doubles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_the_database_keeps_refusing_is_dead_lettered_after_a_few_tries() {
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    use rdkafka::ClientConfig;
 
     // A component too long for its index (PostgreSQL: "index row size exceeds btree
     // maximum", class 54, not a data-exception class): published past the API, as an
@@ -279,7 +277,7 @@ async fn a_record_the_database_keeps_refusing_is_dead_lettered_after_a_few_tries
         message: "poison".into(),
         created_at: chrono::Utc::now(),
     };
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &stack.common.kafka_brokers).create().unwrap();
+    let producer: FutureProducer = stack.common.kafka.client().create().unwrap();
     let payload = serde_json::to_vec(&poison).unwrap();
     let headers = feed_core::kafka::headers([("event_id", poison.id.to_string())]);
     let record = FutureRecord::to(&topic).key("same@example.com").payload(&payload).headers(headers);
@@ -496,7 +494,7 @@ async fn a_hot_authors_entries_are_merged_into_readers_feeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_consumers_pick_up_records_nobody_announced() {
     let stack = Stack::start().await;
-    let producer = feed_core::kafka::producer(&stack.common.kafka_brokers, Duration::from_secs(5)).unwrap();
+    let producer = feed_core::kafka::producer(&stack.common.kafka, Duration::from_secs(5)).unwrap();
     let nico = feed_core::event::UserRef { id: 2, name: "nico".into() };
     for round in 0..3 {
         // Longer than the consumers stay active after their last record.
@@ -539,5 +537,48 @@ async fn a_batch_holding_rows_already_stored_is_applied_without_doubling() {
     writer::sink::write_directly(&stack.db, &mut table, &[&second, &second]).await.unwrap();
     assert_eq!(count("SELECT count(*) FROM activities WHERE object_id IN (9001, 9002)").await, 2);
     assert_eq!(count("SELECT count(*) FROM objects WHERE id IN (9001, 9002)").await, 2);
+    stack.stop().await;
+}
+
+/// A reader of several hot authors (merged at read time) and a pushed one pages through
+/// its friends feed in small pages: every entry once, newest first, the same as one big
+/// page — the merge reads each hot author only down to the page's floor, and must not
+/// lose what lies just below it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_a_feed_merged_from_hot_authors_shows_every_entry_once_in_order() {
+    let feed = FeedSettings { hot_followers: 2, ..FeedSettings::default() };
+    let stack = Stack::start_with(StackOptions { feed, ..StackOptions::default() }).await;
+    let mut authors = Vec::new();
+    for name in ["hot_a", "hot_b", "hot_c"] {
+        authors.push(stack.create_user(name).await.1);
+    }
+    // ivan follows the three and nico; eric follows the three too, which makes them hot
+    // (2 followers each); nico, with one follower, is pushed.
+    for name in ["hot_a", "hot_b", "hot_c", "nico"] {
+        assert_eq!(stack.post("/follow", IVAN, json!({"follow": name})).await.0, StatusCode::OK);
+    }
+    for name in ["hot_a", "hot_b", "hot_c"] {
+        assert_eq!(stack.post("/follow", "abc125", json!({"follow": name})).await.0, StatusCode::OK);
+    }
+    authors.push("abc124".to_string());
+    // Interleaved posts, most by the hot authors, some runs by one author alone.
+    let mut posted = Vec::new();
+    for i in 0..26 {
+        let key = &authors[if i % 7 < 3 { 0 } else { i % 4 }];
+        let (status, body) = stack.post("/post", key, json!({"type": "post", "content": format!("{i}")})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        posted.push(body["object_id"].as_i64().unwrap());
+    }
+    stack.wait_applied(&stack.common.fanout_group).await;
+    let ivan = stack.get("/me", Some(IVAN)).await.1["id"].as_i64().unwrap();
+    let hot: Vec<i64> = redis::cmd("SMEMBERS").arg(stack.keys.hot_following(ivan)).query_async(&mut stack.redis.clone()).await.unwrap();
+    assert_eq!(hot.len(), 3, "the three are hot for ivan");
+
+    let paged = stack.whole_feed("/feed/friends?limit=4", IVAN).await;
+    let ids: Vec<i64> = paged.iter().map(|e| e["object_id"].as_i64().unwrap()).collect();
+    let newest_first: Vec<i64> = posted.iter().rev().copied().collect();
+    assert_eq!(ids, newest_first, "every post once, newest first");
+    let (_, one_page) = stack.get("/feed/friends?limit=26", Some(IVAN)).await;
+    assert_eq!(one_page["friends_feed"].as_array().unwrap(), &paged, "one page reads the same entries");
     stack.stop().await;
 }

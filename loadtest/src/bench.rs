@@ -390,7 +390,7 @@ pub async fn run(config: &BenchConfig) -> anyhow::Result<Report> {
     let (redis_zadd, redis_zrevrange) = redis_benchmark(&common.redis_url, config.rows.max(10_000))?;
     let raw_copy_rows_per_s = raw_copy(&seeder.db, config.rows).await?;
     let raw_produce_per_s = raw_produce(common, config.rows).await?;
-    let peak_rss_kib = peak_rss(&["api", "writer", "fanout"]);
+    let peak_rss_kib = crate::processes_kib(&["api", "writer", "fanout"], "VmHWM");
     let writer_by_batch = writer_by_batch(&seeder.db, &redis, config.rows).await?;
 
     let ratio = |stage: &str, rate: f64, ceiling: f64, name: &str, goal: f64| Ratio {
@@ -570,7 +570,7 @@ pub(crate) async fn raw_copy(db: &sqlx::PgPool, rows: usize) -> anyhow::Result<f
 /// Feed-event-sized records produced with acks=all to a scratch topic, records/s.
 async fn raw_produce(common: &CommonConfig, rows: usize) -> anyhow::Result<f64> {
     let topic = format!("{}-bench-raw", common.feed_topic);
-    feed_core::kafka::ensure_topics(&common.kafka_brokers, &[&topic], 3, common.topic_replication).await?;
+    feed_core::kafka::ensure_topics(&common.kafka, &[&topic], &common.topics).await?;
     let mut scratch = common.clone();
     scratch.feed_topic = topic;
     let seeder = Seeder::connect(&scratch).await?;
@@ -589,20 +589,6 @@ async fn raw_produce(common: &CommonConfig, rows: usize) -> anyhow::Result<f64> 
     let t = Instant::now();
     seeder.publish(events, &indicatif::ProgressBar::hidden()).await?;
     Ok(rows as f64 / t.elapsed().as_secs_f64())
-}
-
-/// VmHWM of the processes whose command name is one of `names`.
-fn peak_rss(names: &[&str]) -> Vec<(String, u64)> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
-    for entry in entries.flatten() {
-        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
-        let name = status.lines().find_map(|l| l.strip_prefix("Name:")).map(str::trim).unwrap_or_default();
-        if names.contains(&name) {
-            found.push((name.to_string(), crate::status_kib(&status, "VmHWM").unwrap_or(0)));
-        }
-    }
-    found
 }
 
 /// The writer's own sink (rows and offsets in one transaction) on batches of growing

@@ -41,7 +41,7 @@ impl ModeResult {
 
 /// Runs the benchmark: hypertables (where TimescaleDB can be created) and native partitions.
 pub async fn run(config: &IngestConfig) -> anyhow::Result<Vec<ModeResult>> {
-    let redis = feed_core::redis_client::Redis::connect(&config.redis_url, false).await?;
+    let redis = feed_core::redis_client::Redis::connect(&config.redis_url, false, None).await?;
     let admin = feed_core::db::connect(&config.postgres_url, 1).await?;
     let mut modes = Vec::new();
     for native in [false, true] {

@@ -70,7 +70,7 @@ pub async fn run(config: &RecoveryConfig) -> anyhow::Result<Vec<RoleRecovery>> {
             process.restart();
             let restarted = Instant::now();
             load.pause().await;
-            let high = feed_core::kafka::fetch_high_watermarks(&common.kafka_brokers, &common.feed_topic, Duration::from_secs(10)).await?;
+            let high = feed_core::kafka::fetch_high_watermarks(&common.kafka, &common.feed_topic, Duration::from_secs(10)).await?;
             loop {
                 let applied = stores.applied(role, &name, &common.feed_topic).await?;
                 if high.iter().all(|(p, h)| applied.get(p).copied().unwrap_or(0) >= *h) {
@@ -101,7 +101,7 @@ struct Load {
 impl Load {
     /// Publishes the followers' follows, then starts the (paused) load.
     async fn start(common: &CommonConfig, rate: u64, followers: i64) -> anyhow::Result<Self> {
-        let producer = feed_core::kafka::producer(&common.kafka_brokers, Duration::from_secs(30))?;
+        let producer = feed_core::kafka::producer(&common.kafka, Duration::from_secs(30))?;
         let topic = common.feed_topic.clone();
         let author = UserRef { id: 1, name: "author".into() };
         for follower in 2..followers + 2 {

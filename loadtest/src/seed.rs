@@ -10,7 +10,6 @@ use feed_core::event::{Event, EventType, UserRef};
 use futures::stream::{FuturesUnordered, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::producer::FutureProducer;
-use rdkafka::ClientConfig;
 use sqlx::PgPool;
 use std::time::Duration;
 
@@ -35,8 +34,9 @@ pub struct Seeder {
 impl Seeder {
     /// A seeder for the stack described by `common`.
     pub async fn connect(common: &CommonConfig) -> anyhow::Result<Self> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", &common.kafka_brokers)
+        let producer = common
+            .kafka
+            .client()
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "20")
@@ -155,7 +155,7 @@ impl Seeder {
     pub async fn wait_applied(&self, common: &CommonConfig, group: &str, label: &str) -> anyhow::Result<()> {
         let mut redis = common.redis().await?;
         let key = feed_core::keys::Keys::new(&common.redis_key_prefix).progress(group, &common.feed_topic);
-        let high = high_watermarks(&common.kafka_brokers, &common.feed_topic).await?;
+        let high = high_watermarks(&common.kafka, &common.feed_topic).await?;
         let total: i64 = high.values().sum();
         let bar = bar(total as u64, label);
         loop {
@@ -172,10 +172,10 @@ impl Seeder {
 }
 
 /// Per partition, the next offset of `topic` (retried: a busy broker may time out).
-pub async fn high_watermarks(brokers: &str, topic: &str) -> anyhow::Result<std::collections::HashMap<i32, i64>> {
+pub async fn high_watermarks(kafka: &feed_core::kafka::Kafka, topic: &str) -> anyhow::Result<std::collections::HashMap<i32, i64>> {
     let mut attempt = 0;
     loop {
-        match feed_core::kafka::fetch_high_watermarks(brokers, topic, Duration::from_secs(10)).await {
+        match feed_core::kafka::fetch_high_watermarks(kafka, topic, Duration::from_secs(10)).await {
             Ok(marks) => return Ok(marks),
             Err(error) if attempt < 5 => {
                 attempt += 1;

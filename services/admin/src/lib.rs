@@ -7,8 +7,8 @@
 use chrono::{DateTime, Utc};
 use feed_core::config::CommonConfig;
 use feed_core::keys::Keys;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::consumer::Consumer;
+use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -26,8 +26,8 @@ pub enum Role {
 /// The stores the consumers keep their offsets in.
 #[derive(Clone)]
 pub struct Stores {
-    /// Kafka bootstrap servers.
-    pub brokers: String,
+    /// The Kafka brokers.
+    pub kafka: feed_core::kafka::Kafka,
     /// The writer's database.
     pub db: sqlx::PgPool,
     /// The fan-out's Redis.
@@ -40,7 +40,7 @@ impl Stores {
     /// Connects to the stores named in `common`.
     pub async fn connect(common: &CommonConfig) -> anyhow::Result<Self> {
         Ok(Self {
-            brokers: common.kafka_brokers.clone(),
+            kafka: common.kafka.clone(),
             db: feed_core::db::connect(&common.database_url, 2).await?,
             redis: common.redis().await?,
             keys: Keys::new(&common.redis_key_prefix),
@@ -84,7 +84,7 @@ pub struct PartitionLag {
 /// Applied offset, high watermark and lag of consumer `name` on each partition of `topic`.
 pub async fn lag(stores: &Stores, role: Role, name: &str, topic: &str) -> anyhow::Result<Vec<PartitionLag>> {
     let applied = stores.applied(role, name, topic).await?;
-    let high = feed_core::kafka::fetch_high_watermarks(&stores.brokers, topic, TIMEOUT).await?;
+    let high = feed_core::kafka::fetch_high_watermarks(&stores.kafka, topic, TIMEOUT).await?;
     let mut out: Vec<PartitionLag> = high
         .into_iter()
         .map(|(partition, high)| {
@@ -109,15 +109,15 @@ pub enum ReplayStart {
 /// fan-out started with that name consumes from there. Returns the offsets set
 /// (clamped to what each partition holds).
 pub async fn prepare_replay(stores: &Stores, role: Role, name: &str, topic: &str, from: ReplayStart) -> anyhow::Result<Vec<(i32, i64)>> {
-    let (brokers, t) = (stores.brokers.clone(), topic.to_string());
-    let offsets = tokio::task::spawn_blocking(move || resolve(&brokers, &t, from)).await??;
+    let (kafka, t) = (stores.kafka.clone(), topic.to_string());
+    let offsets = tokio::task::spawn_blocking(move || resolve(&kafka, &t, from)).await??;
     stores.set_applied(role, name, topic, &offsets).await?;
     Ok(offsets)
 }
 
 /// Per partition of `topic`, the offset `from` names, clamped to the partition's range.
-fn resolve(brokers: &str, topic: &str, from: ReplayStart) -> anyhow::Result<Vec<(i32, i64)>> {
-    let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+fn resolve(kafka: &feed_core::kafka::Kafka, topic: &str, from: ReplayStart) -> anyhow::Result<Vec<(i32, i64)>> {
+    let client = feed_core::kafka::metadata_client(kafka)?;
     let mut list = TopicPartitionList::new();
     for p in feed_core::kafka::partitions(&client, topic, TIMEOUT)? {
         match from {

@@ -152,9 +152,9 @@ async fn feed_writes(common: &CommonConfig) -> anyhow::Result<(sqlx::PgPool, Str
     let db = feed_core::db::connect(&common.database_url, 2).await?;
     let redis = common.redis().await?;
     let keys = Keys::new(&common.redis_key_prefix);
-    let publisher = Publisher::connect(&common.kafka_brokers, config.publish_timeout)?.announcing(redis.clone(), keys.published_channel());
+    let publisher = Publisher::connect(&common.kafka, config.publish_timeout)?.announcing(redis.clone(), keys.published_channel());
     let writer = vec![keys.progress(&common.writer_group, &common.feed_topic)];
-    let subscriber = feed_core::redis_client::subscriber_client(&common.redis_url)?;
+    let subscriber = feed_core::redis_client::subscriber_client(&common.redis_url, common.redis_ca_file.as_deref())?;
     let progress = Progress::start(subscriber, redis, keys.progress_channel(), writer.clone(), Shutdown::new());
     let waits = ReadYourWrites::new(progress, writer, config.read_your_writes_timeout);
     Ok((db, Stream::new(&common.feed_topic, publisher, waits)))

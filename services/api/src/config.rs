@@ -42,6 +42,10 @@ pub struct Config {
     /// Rate limits and writes in flight (`RATE_LIMIT_PER_KEY`, `RATE_LIMIT_PER_ADDRESS`,
     /// `MAX_PENDING_WRITES`).
     pub shedding: shedding::Settings,
+    /// `SHUTDOWN_DELAY_MS` (default 0): after SIGTERM, how long the API goes on serving
+    /// while `/readyz` answers 503, so load balancers stop sending it traffic before it
+    /// stops accepting (where a `preStop` sleep cannot be used).
+    pub shutdown_delay: Duration,
 }
 
 impl Config {
@@ -74,6 +78,7 @@ impl Config {
                 per_address: env_or("RATE_LIMIT_PER_ADDRESS", 0)?,
                 max_pending_writes: env_or("MAX_PENDING_WRITES", 1024)?,
             },
+            shutdown_delay: env_millis("SHUTDOWN_DELAY_MS", 0)?,
         })
     }
 }

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod friends;
 pub mod json;
+pub mod lag;
 pub mod openapi;
 pub mod pipeline;
 pub mod routes;
@@ -37,6 +38,7 @@ pub struct Application {
     state: AppState,
     shutdown_hook: Shutdown,
     limits: server::Limits,
+    shutdown_delay: std::time::Duration,
 }
 
 impl Application {
@@ -51,7 +53,7 @@ impl Application {
         }
         let router = routes::router(state.clone(), config.max_body_bytes, config.limits.body_read_timeout, config.write_deadline);
         let listener = TcpListener::bind(config.listen_addr).await?;
-        Ok(Self { listener, router, state, shutdown_hook, limits: config.limits })
+        Ok(Self { listener, router, state, shutdown_hook, limits: config.limits, shutdown_delay: config.shutdown_delay })
     }
 
     /// The handlers' shared state, for tools and tests that act as the API does
@@ -65,11 +67,22 @@ impl Application {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` is cancelled, then stops accepting and finishes the
-    /// requests in flight.
+    /// Serves until `shutdown` is cancelled; then drains: `/readyz` answers 503, serving
+    /// goes on for the shutdown delay, then it stops accepting and finishes the requests
+    /// in flight.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "api listening");
-        let served = server::serve(self.listener, self.router, self.limits, shutdown).await;
+        let stop_accepting = Shutdown::new();
+        let (draining, delay, stop) = (self.state.draining.clone(), self.shutdown_delay, stop_accepting.clone());
+        let drain = tokio::spawn(async move {
+            shutdown.cancelled().await;
+            draining.cancel();
+            tracing::info!(?delay, "draining: /readyz answers 503");
+            tokio::time::sleep(delay).await;
+            stop.cancel();
+        });
+        let served = server::serve(self.listener, self.router, self.limits, stop_accepting).await;
+        drain.abort();
         self.shutdown_hook.cancel();
         served?;
         tracing::info!("api stopped");

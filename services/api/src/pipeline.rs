@@ -72,8 +72,8 @@ pub struct Publisher {
 
 impl Publisher {
     /// A publisher to `brokers` whose sends give up after `publish_timeout` (then 503).
-    pub fn connect(brokers: &str, publish_timeout: Duration) -> anyhow::Result<Self> {
-        Ok(Self { producer: feed_core::kafka::producer(brokers, publish_timeout)?, announce: None })
+    pub fn connect(kafka: &feed_core::kafka::Kafka, publish_timeout: Duration) -> anyhow::Result<Self> {
+        Ok(Self { producer: feed_core::kafka::producer(kafka, publish_timeout)?, announce: None })
     }
 
     /// The same, announcing every acknowledged record's topic on `channel` (see

@@ -51,6 +51,10 @@ pub struct Shared {
     pub shedding: shedding::Shedding,
     /// How long a publish may take (the producer's delivery timeout).
     pub publish_timeout: Duration,
+    /// The consumers whose lag `/metrics` reports (see [`crate::lag`]).
+    pub watched: Vec<crate::lag::Watched>,
+    /// Cancelled once the process was told to stop: `/readyz` answers 503 from then on.
+    pub draining: Shutdown,
 }
 
 impl AppState {
@@ -68,8 +72,7 @@ impl AppState {
             tracing::warn!(error = %format!("{error:#}"), "cannot create the topics now");
         }
         let keys = Keys::new(&common.redis_key_prefix);
-        let publisher =
-            Publisher::connect(&common.kafka_brokers, config.publish_timeout)?.announcing(redis.clone(), keys.published_channel());
+        let publisher = Publisher::connect(&common.kafka, config.publish_timeout)?.announcing(redis.clone(), keys.published_channel());
         let awaited = [
             (&common.feed_topic, vec![common.writer_group.clone(), common.fanout_group.clone()]),
             (&common.events_topic, vec![common.events_writer_group()]),
@@ -77,7 +80,18 @@ impl AppState {
         ];
         let progress_keys: Vec<Vec<String>> =
             awaited.iter().map(|(topic, groups)| groups.iter().map(|group| keys.progress(group, topic)).collect()).collect();
-        let subscriber = feed_core::redis_client::subscriber_client(&common.redis_url)?;
+        let watched = awaited
+            .iter()
+            .zip(&progress_keys)
+            .flat_map(|((topic, groups), keys)| {
+                groups.iter().zip(keys).map(|(group, key)| crate::lag::Watched {
+                    topic: topic.to_string(),
+                    group: group.clone(),
+                    progress_key: key.clone(),
+                })
+            })
+            .collect();
+        let subscriber = feed_core::redis_client::subscriber_client(&common.redis_url, common.redis_ca_file.as_deref())?;
         let progress = Progress::start(subscriber, redis.clone(), keys.progress_channel(), progress_keys.concat(), shutdown);
         let mut streams = awaited.iter().zip(progress_keys).map(|((topic, _), progress_keys)| {
             Stream::new(topic, publisher.clone(), ReadYourWrites::new(progress.clone(), progress_keys, config.read_your_writes_timeout))
@@ -98,6 +112,8 @@ impl AppState {
             analytics_window: common.analytics_window,
             shedding: shedding::Shedding::new(config.shedding),
             publish_timeout: config.publish_timeout,
+            watched,
+            draining: Shutdown::new(),
         })))
     }
 

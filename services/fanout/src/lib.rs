@@ -78,7 +78,7 @@ impl Application {
         let common = &self.config.common;
         let wakeups = common.wakeups(&[&common.feed_topic], shutdown.clone())?;
         let consumer = BatchConsumer::connect(
-            &common.kafka_brokers,
+            &common.kafka,
             &common.fanout_group,
             &common.feed_topic,
             self.config.batch,

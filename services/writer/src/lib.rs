@@ -121,7 +121,7 @@ impl Application {
         let common = &self.config.common;
         let keys = Keys::new(&common.redis_key_prefix);
         let sink = PgSink::new(self.pool.clone(), group, topic, table, self.redis.clone(), &keys);
-        let consumer = BatchConsumer::<T>::connect(&common.kafka_brokers, group, topic, self.config.batch, self.config.consumer, wakeups)?;
+        let consumer = BatchConsumer::<T>::connect(&common.kafka, group, topic, self.config.batch, self.config.consumer, wakeups)?;
         consumer.run(sink, shutdown.clone()).await
     }
 }

@@ -35,11 +35,15 @@ pub struct CommonConfig {
     pub redis_url: String,
     /// Whether Redis is a Redis Cluster (`REDIS_CLUSTER`, default false).
     pub redis_cluster: bool,
+    /// A PEM file of the CA to trust for `rediss://` URLs (`REDIS_CA_FILE`); the system's
+    /// roots when unset.
+    pub redis_ca_file: Option<String>,
     /// Prepended to every Redis key (`REDIS_KEY_PREFIX`), so several installations or
     /// test runs can share one Redis.
     pub redis_key_prefix: String,
-    /// Comma-separated Kafka bootstrap servers (`KAFKA_BROKERS`).
-    pub kafka_brokers: String,
+    /// The Kafka brokers and how to authenticate to them (`KAFKA_BROKERS`, TLS and SASL:
+    /// see [`crate::kafka::Kafka::SECURITY`]).
+    pub kafka: crate::kafka::Kafka,
     /// Topic carrying the feed events (`FEED_TOPIC`).
     pub feed_topic: String,
     /// Topic carrying generic events (`EVENTS_TOPIC`).
@@ -55,16 +59,63 @@ pub struct CommonConfig {
     pub fanout_group: String,
     /// Whether this service applies pending migrations at start (`RUN_MIGRATIONS`).
     pub run_migrations: bool,
-    /// Partitions of each topic a service creates when it is missing
-    /// (`TOPIC_PARTITIONS`, default 3). Existing topics are left as they are.
-    pub topic_partitions: i32,
-    /// Replication factor of the topics a service creates (`TOPIC_REPLICATION`,
-    /// default 1, for a single local broker; 3 on a production cluster).
-    pub topic_replication: i32,
+    /// How the topics a service creates when they are missing are made.
+    pub topics: TopicSettings,
     /// Which analytics hits are accepted: not older than `ANALYTICS_MAX_AGE_HOURS`
     /// (default 168, a week) and not further ahead than `ANALYTICS_MAX_AHEAD_MINUTES`
     /// (default 60). Bounds the partitions hits can create.
     pub analytics_window: TimeWindow,
+}
+
+/// How the services create missing topics (existing topics are left as they are; the
+/// broker's own defaults apply to whatever is not set here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicSettings {
+    /// Partitions of each topic (`TOPIC_PARTITIONS`, default 3); a dead-letter topic has one.
+    pub partitions: i32,
+    /// Replication factor (`TOPIC_REPLICATION`, default 1, for a single local broker; 3
+    /// on a production cluster).
+    pub replication: i32,
+    /// `min.insync.replicas` (`TOPIC_MIN_INSYNC_REPLICAS`, default one less than the
+    /// replication factor, at least 1): with `acks=all`, a write is acknowledged only
+    /// once this many replicas have it, so an acknowledged event survives the loss of
+    /// all but one of them. Kafka's own default, 1, would let one replica acknowledge.
+    pub min_insync_replicas: i32,
+    /// `retention.ms`, in hours (`TOPIC_RETENTION_HOURS`, default 168): how far back a
+    /// replay or a downstream consumer can read. The stores never depend on it (the
+    /// feeds rebuild from PostgreSQL).
+    pub retention_hours: i64,
+}
+
+impl TopicSettings {
+    /// Reads the topic settings from the environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let replication: i32 = env_or("TOPIC_REPLICATION", 1)?;
+        let settings = Self {
+            partitions: env_or("TOPIC_PARTITIONS", 3)?,
+            replication,
+            min_insync_replicas: env_or("TOPIC_MIN_INSYNC_REPLICAS", (replication - 1).max(1))?,
+            retention_hours: env_or("TOPIC_RETENTION_HOURS", 168)?,
+        };
+        anyhow::ensure!(settings.partitions >= 1, "TOPIC_PARTITIONS must be at least 1");
+        anyhow::ensure!(
+            (1..=replication.max(1)).contains(&settings.min_insync_replicas),
+            "TOPIC_MIN_INSYNC_REPLICAS must be between 1 and TOPIC_REPLICATION ({replication})"
+        );
+        anyhow::ensure!(settings.retention_hours >= 1, "TOPIC_RETENTION_HOURS must be at least 1");
+        Ok(settings)
+    }
+
+    /// A single local broker's settings: `partitions` each, one replica, the default
+    /// retention (tests and tools).
+    pub fn local(partitions: i32) -> Self {
+        Self { partitions, replication: 1, min_insync_replicas: 1, retention_hours: 168 }
+    }
+
+    /// The topic-level configuration every created topic gets.
+    pub fn configs(&self) -> [(&'static str, String); 2] {
+        [("min.insync.replicas", self.min_insync_replicas.to_string()), ("retention.ms", (self.retention_hours * 3_600_000).to_string())]
+    }
 }
 
 /// A window of time around now.
@@ -90,16 +141,16 @@ impl CommonConfig {
             database_url: env_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/feed".to_string())?,
             redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379".to_string())?,
             redis_cluster: env_or("REDIS_CLUSTER", false)?,
+            redis_ca_file: Some(env_or("REDIS_CA_FILE", String::new())?).filter(|f| !f.is_empty()),
             redis_key_prefix: env_or("REDIS_KEY_PREFIX", String::new())?,
-            kafka_brokers: env_or("KAFKA_BROKERS", "127.0.0.1:9092".to_string())?,
+            kafka: crate::kafka::Kafka::from_env()?,
             feed_topic: env_or("FEED_TOPIC", "feed-events".to_string())?,
             events_topic: env_or("EVENTS_TOPIC", "events".to_string())?,
             analytics_topic: env_or("ANALYTICS_TOPIC", "analytics-hits".to_string())?,
             writer_group: env_or("WRITER_GROUP", "feed-writer".to_string())?,
             fanout_group: env_or("FANOUT_GROUP", "feed-fanout".to_string())?,
             run_migrations: env_or("RUN_MIGRATIONS", true)?,
-            topic_partitions: env_or("TOPIC_PARTITIONS", 3)?,
-            topic_replication: env_or("TOPIC_REPLICATION", 1)?,
+            topics: TopicSettings::from_env()?,
             analytics_window: TimeWindow {
                 max_age: chrono::TimeDelta::hours(env_or("ANALYTICS_MAX_AGE_HOURS", 168)?),
                 max_ahead: chrono::TimeDelta::minutes(env_or("ANALYTICS_MAX_AHEAD_MINUTES", 60)?),
@@ -110,40 +161,44 @@ impl CommonConfig {
     /// The environment variables [`CommonConfig::from_env`] reads back as `self`, for
     /// starting a service as a child process.
     pub fn to_env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("DATABASE_URL", self.database_url.clone()),
             ("REDIS_URL", self.redis_url.clone()),
             ("REDIS_CLUSTER", self.redis_cluster.to_string()),
+            ("REDIS_CA_FILE", self.redis_ca_file.clone().unwrap_or_default()),
             ("REDIS_KEY_PREFIX", self.redis_key_prefix.clone()),
-            ("KAFKA_BROKERS", self.kafka_brokers.clone()),
             ("FEED_TOPIC", self.feed_topic.clone()),
             ("EVENTS_TOPIC", self.events_topic.clone()),
             ("ANALYTICS_TOPIC", self.analytics_topic.clone()),
             ("WRITER_GROUP", self.writer_group.clone()),
             ("FANOUT_GROUP", self.fanout_group.clone()),
             ("RUN_MIGRATIONS", self.run_migrations.to_string()),
-            ("TOPIC_PARTITIONS", self.topic_partitions.to_string()),
-            ("TOPIC_REPLICATION", self.topic_replication.to_string()),
+            ("TOPIC_PARTITIONS", self.topics.partitions.to_string()),
+            ("TOPIC_REPLICATION", self.topics.replication.to_string()),
+            ("TOPIC_MIN_INSYNC_REPLICAS", self.topics.min_insync_replicas.to_string()),
+            ("TOPIC_RETENTION_HOURS", self.topics.retention_hours.to_string()),
             ("ANALYTICS_MAX_AGE_HOURS", self.analytics_window.max_age.num_hours().to_string()),
             ("ANALYTICS_MAX_AHEAD_MINUTES", self.analytics_window.max_ahead.num_minutes().to_string()),
-        ]
+        ];
+        env.extend(self.kafka.to_env());
+        env
     }
 
     /// Creates the three topics and their dead-letter topics if they are missing, as
     /// configured (see [`crate::kafka::ensure_topics`]).
     pub async fn ensure_topics(&self) -> anyhow::Result<()> {
-        crate::kafka::ensure_topics(&self.kafka_brokers, &self.topics(), self.topic_partitions, self.topic_replication).await
+        crate::kafka::ensure_topics(&self.kafka, &self.topics(), &self.topics).await
     }
 
     /// Connects to Redis as configured.
     pub async fn redis(&self) -> anyhow::Result<crate::redis_client::Redis> {
-        crate::redis_client::Redis::connect(&self.redis_url, self.redis_cluster).await
+        crate::redis_client::Redis::connect(&self.redis_url, self.redis_cluster, self.redis_ca_file.as_deref()).await
     }
 
     /// Follows the API's publish announcements for `topics` until `shutdown` (see
     /// [`crate::wakeup`]).
     pub fn wakeups(&self, topics: &[&str], shutdown: crate::shutdown::Shutdown) -> anyhow::Result<crate::wakeup::Wakeups> {
-        let subscriber = crate::redis_client::subscriber_client(&self.redis_url)?;
+        let subscriber = crate::redis_client::subscriber_client(&self.redis_url, self.redis_ca_file.as_deref())?;
         let channel = crate::keys::Keys::new(&self.redis_key_prefix).published_channel();
         Ok(crate::wakeup::Wakeups::start(subscriber, channel, topics, shutdown))
     }
@@ -257,6 +312,11 @@ pub struct ConsumerConfig {
     /// How long a partition may go without advancing while records wait before the
     /// consumer reports it stalled (`CONSUMER_STALL_AFTER_MS`, default 30000).
     pub stall_after: Duration,
+    /// How long the consumer's loop may go without a turn (a poll, a retry, a batch)
+    /// before its `/livez` fails and the orchestrator restarts it
+    /// (`CONSUMER_STUCK_AFTER_MS`, default 60000). A store that is down does not count:
+    /// the loop keeps turning while it waits, and a restart would not bring the store back.
+    pub stuck_after: Duration,
 }
 
 impl ConsumerConfig {
@@ -266,13 +326,19 @@ impl ConsumerConfig {
             assignment: Assignment::from_env()?,
             fetch_wait: env_millis("KAFKA_FETCH_WAIT_MS", 10)?,
             stall_after: env_millis("CONSUMER_STALL_AFTER_MS", 30_000)?,
+            stuck_after: env_millis("CONSUMER_STUCK_AFTER_MS", 60_000)?,
         })
     }
 }
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
-        Self { assignment: Assignment::default(), fetch_wait: Duration::from_millis(10), stall_after: Duration::from_secs(30) }
+        Self {
+            assignment: Assignment::default(),
+            fetch_wait: Duration::from_millis(10),
+            stall_after: Duration::from_secs(30),
+            stuck_after: Duration::from_secs(60),
+        }
     }
 }
 

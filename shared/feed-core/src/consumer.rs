@@ -133,7 +133,7 @@ pub fn dead_letter_topic(topic: &str) -> String {
 /// A consumer of the partitions of one topic that one replica owns.
 pub struct BatchConsumer<T> {
     consumer: std::sync::Arc<AssignedConsumer>,
-    brokers: String,
+    kafka: crate::kafka::Kafka,
     topic: String,
     group: String,
     settings: BatchSettings,
@@ -180,17 +180,17 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
     /// by, and metrics' `group` label), woken by `wakeups`. Connects lazily: the broker
     /// need not be up.
     pub fn connect(
-        brokers: &str,
+        kafka: &crate::kafka::Kafka,
         group: &str,
         topic: &str,
         settings: BatchSettings,
         config: ConsumerConfig,
         wakeups: &Wakeups,
     ) -> anyhow::Result<Self> {
-        let positions = Positions::register(group, topic, config.stall_after);
+        let positions = Positions::register(group, topic, config.stall_after, config.stuck_after);
         Ok(Self {
-            consumer: std::sync::Arc::new(crate::kafka::assigned_consumer(brokers, group, config.fetch_wait, positions.clone())?),
-            brokers: brokers.to_string(),
+            consumer: std::sync::Arc::new(crate::kafka::assigned_consumer(kafka, group, config.fetch_wait, positions.clone())?),
+            kafka: kafka.clone(),
             topic: topic.to_string(),
             group: group.to_string(),
             settings,
@@ -244,6 +244,7 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
                     anyhow::bail!("cannot store offsets: {error}");
                 }
             }
+            self.positions.turn();
             self.log_applied(&batch);
             self.advance(&batch);
             self.idle_at = Instant::now() + STAY_ACTIVE;
@@ -286,9 +287,9 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
     }
 
     async fn try_resume<S: Sink<T>>(&mut self, sink: &mut S, always: bool) -> anyhow::Result<()> {
-        let (brokers, topic) = (self.brokers.clone(), self.topic.clone());
+        let (kafka, topic) = (self.kafka.clone(), self.topic.clone());
         let partitions =
-            tokio::task::spawn_blocking(move || crate::kafka::topic_partitions(&brokers, &topic, Duration::from_secs(5))).await??;
+            tokio::task::spawn_blocking(move || crate::kafka::topic_partitions(&kafka, &topic, Duration::from_secs(5))).await??;
         let owned: Vec<i32> = partitions.into_iter().filter(|p| self.assignment.owns(*p)).collect();
         if !always && owned == self.owned {
             self.looked_up = Some(Instant::now());
@@ -321,6 +322,7 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
     /// the sink every [`IDLE_CHECK`] whether its offsets moved.
     async fn next_batch<S: Sink<T>>(&mut self, sink: &mut S, shutdown: &Shutdown) -> Next {
         let first = loop {
+            self.positions.turn();
             let decide_at = if self.paused { self.idle_at + crate::wakeup::IDLE_LOOK } else { self.idle_at };
             tokio::select! {
                 _ = shutdown.cancelled() => return Next::Shutdown,
@@ -468,6 +470,7 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
         let mut backoff = Duration::from_millis(50);
         let mut failures = 0;
         loop {
+            self.positions.turn();
             match sink.apply(records, next).await {
                 Ok(Stored::Applied) => return Outcome::Applied,
                 Ok(Stored::Moved) => {
@@ -502,6 +505,7 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
         let topic = dead_letter_topic(&self.topic);
         let (partition, offset) = (raw.partition.to_string(), raw.offset.to_string());
         loop {
+            self.positions.turn();
             let mut pairs = vec![
                 ("source_topic", self.topic.as_str()),
                 ("source_partition", partition.as_str()),
@@ -548,7 +552,7 @@ impl<T: Envelope + Send + Sync> BatchConsumer<T> {
         if let Some(producer) = self.dead_letters.get() {
             return Ok(producer);
         }
-        let producer = crate::kafka::producer(&self.brokers, Duration::from_secs(30))?;
+        let producer = crate::kafka::producer(&self.kafka, Duration::from_secs(30))?;
         Ok(self.dead_letters.get_or_init(|| producer))
     }
 

@@ -3,6 +3,10 @@
 //! statistics) and when it last advanced. Read by the `feed_consumer_lag` and
 //! `feed_consumer_stalled` metrics and by the consumers' `GET /health`, which answers 503
 //! while a partition has records waiting and has not advanced for the stall bound.
+//!
+//! Also when the consumer's loop last turned, for `GET /livez` ([`stuck`]): a loop that
+//! stopped turning (a call that never returns) is fixed by a restart, a stalled
+//! partition (a store that is down) is not.
 
 use serde::Serialize;
 use std::collections::HashMap;
@@ -24,6 +28,9 @@ struct Inner {
     group: String,
     topic: String,
     stall_after: Duration,
+    /// When its loop last turned, and how long it may go without.
+    turned: Instant,
+    stuck_after: Duration,
     /// Since when it has been trying to resume (`None` once it has).
     resuming_since: Option<Instant>,
     partitions: HashMap<i32, Partition>,
@@ -57,12 +64,14 @@ fn registry() -> &'static Mutex<Vec<Weak<Mutex<Inner>>>> {
 
 impl Positions {
     /// The progress of consumer `group` on `topic`, stalled after `stall_after` without
-    /// advancing while records wait.
-    pub fn register(group: &str, topic: &str, stall_after: Duration) -> Self {
+    /// advancing while records wait, stuck after `stuck_after` without a turn of its loop.
+    pub fn register(group: &str, topic: &str, stall_after: Duration, stuck_after: Duration) -> Self {
         let inner = Arc::new(Mutex::new(Inner {
             group: group.into(),
             topic: topic.into(),
             stall_after,
+            turned: Instant::now(),
+            stuck_after,
             resuming_since: Some(Instant::now()),
             partitions: HashMap::new(),
         }));
@@ -116,6 +125,13 @@ impl Positions {
         }
     }
 
+    /// The consumer's loop turned: it polled, retried or applied.
+    pub fn turn(&self) {
+        if let Ok(mut inner) = self.0.lock() {
+            inner.turned = Instant::now();
+        }
+    }
+
     /// This consumer's stalled partitions.
     pub fn stalled(&self) -> Vec<Stalled> {
         self.0.lock().map(|inner| stalled_in(&inner)).unwrap_or_default()
@@ -145,10 +161,35 @@ fn stalled_in(inner: &Inner) -> Vec<Stalled> {
     out
 }
 
+/// A consumer whose loop has not turned for its bound.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Stuck {
+    /// The consumer's name.
+    pub group: String,
+    /// Its topic.
+    pub topic: String,
+    /// Seconds since its loop last turned.
+    pub seconds: u64,
+}
+
+fn stuck_in(inner: &Inner) -> Option<Stuck> {
+    // Resuming may be long (the fan-out rebuilding the feeds) and is reported as stalled.
+    let stuck = inner.resuming_since.is_none() && inner.turned.elapsed() >= inner.stuck_after;
+    stuck.then(|| Stuck { group: inner.group.clone(), topic: inner.topic.clone(), seconds: inner.turned.elapsed().as_secs() })
+}
+
+/// Every consumer of this process whose loop is stuck.
+pub fn stuck() -> Vec<Stuck> {
+    consumers().iter().filter_map(|c| c.lock().ok().and_then(|inner| stuck_in(&inner))).collect()
+}
+
+fn consumers() -> Vec<Arc<Mutex<Inner>>> {
+    registry().lock().map(|r| r.iter().filter_map(Weak::upgrade).collect()).unwrap_or_default()
+}
+
 /// Every stalled partition of every consumer in this process.
 pub fn stalled() -> Vec<Stalled> {
-    let consumers: Vec<Arc<Mutex<Inner>>> = registry().lock().map(|r| r.iter().filter_map(Weak::upgrade).collect()).unwrap_or_default();
-    consumers.iter().flat_map(|c| c.lock().map(|inner| stalled_in(&inner)).unwrap_or_default()).collect()
+    consumers().iter().flat_map(|c| c.lock().map(|inner| stalled_in(&inner)).unwrap_or_default()).collect()
 }
 
 #[cfg(test)]
@@ -157,7 +198,7 @@ mod tests {
 
     #[test]
     fn a_partition_stalls_only_with_records_waiting_and_no_progress() {
-        let positions = Positions::register("g", "t", Duration::ZERO);
+        let positions = Positions::register("g", "t", Duration::ZERO, Duration::from_secs(3600));
         assert_eq!(positions.stalled().iter().map(|s| s.partition).collect::<Vec<_>>(), vec![None], "not resumed yet");
         positions.reset(&[(0, 5), (1, 7)].into_iter().collect());
         assert!(positions.stalled().is_empty(), "no high watermark known yet");
@@ -172,10 +213,23 @@ mod tests {
         positions.seen(0, 5);
         assert_eq!(positions.stalled().iter().map(|s| (s.partition, s.lag)).collect::<Vec<_>>(), vec![(Some(0), Some(1))]);
 
-        let patient = Positions::register("g2", "t", Duration::from_secs(3600));
+        let patient = Positions::register("g2", "t", Duration::from_secs(3600), Duration::from_secs(3600));
         assert!(patient.stalled().is_empty(), "resuming, but not for an hour");
         patient.reset(&[(0, 0)].into_iter().collect());
         patient.set_high(0, 10);
         assert!(patient.stalled().is_empty(), "not for an hour");
+    }
+
+    #[test]
+    fn a_loop_that_stops_turning_is_stuck_but_not_while_resuming() {
+        let positions = Positions::register("stuck-g", "t", Duration::from_secs(3600), Duration::ZERO);
+        let mine = || super::stuck().into_iter().filter(|s| s.group == "stuck-g").count();
+        assert_eq!(mine(), 0, "resuming counts as stalled, not stuck");
+        positions.reset(&[(0, 0)].into_iter().collect());
+        assert_eq!(mine(), 1, "no turn within a zero bound");
+        let lively = Positions::register("lively-g", "t", Duration::from_secs(3600), Duration::from_secs(3600));
+        lively.reset(&[(0, 0)].into_iter().collect());
+        lively.turn();
+        assert!(super::stuck().iter().all(|s| s.group != "lively-g"));
     }
 }

@@ -1,4 +1,5 @@
-//! Kafka clients, configured the same way everywhere.
+//! Kafka clients, configured the same way everywhere: every client starts from
+//! [`Kafka::client`], so the brokers and their TLS and SASL settings apply to all.
 
 use crate::health::Positions;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -10,18 +11,90 @@ use rdkafka::ClientConfig;
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// Where the brokers are and how to authenticate to them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Kafka {
+    /// Comma-separated bootstrap servers (`KAFKA_BROKERS`).
+    pub brokers: String,
+    /// librdkafka properties for TLS and SASL, from the environment (see
+    /// [`Kafka::SECURITY`]); empty for a plaintext broker.
+    pub security: Vec<(&'static str, String)>,
+}
+
+impl Kafka {
+    /// The environment variables that configure TLS and SASL, and the librdkafka
+    /// property each sets. `KAFKA_SECURITY_PROTOCOL` is `plaintext` (default), `ssl`,
+    /// `sasl_plaintext` or `sasl_ssl`; `KAFKA_SASL_MECHANISM` `PLAIN`, `SCRAM-SHA-256`
+    /// or `SCRAM-SHA-512`; files are PEM.
+    pub const SECURITY: [(&'static str, &'static str); 8] = [
+        ("KAFKA_SECURITY_PROTOCOL", "security.protocol"),
+        ("KAFKA_SASL_MECHANISM", "sasl.mechanism"),
+        ("KAFKA_SASL_USERNAME", "sasl.username"),
+        ("KAFKA_SASL_PASSWORD", "sasl.password"),
+        ("KAFKA_SSL_CA_LOCATION", "ssl.ca.location"),
+        ("KAFKA_SSL_CERTIFICATE_LOCATION", "ssl.certificate.location"),
+        ("KAFKA_SSL_KEY_LOCATION", "ssl.key.location"),
+        ("KAFKA_SSL_KEY_PASSWORD", "ssl.key.password"),
+    ];
+
+    /// Plaintext brokers at `brokers`.
+    pub fn plaintext(brokers: impl Into<String>) -> Self {
+        Self { brokers: brokers.into(), security: Vec::new() }
+    }
+
+    /// `KAFKA_BROKERS` and the [`Kafka::SECURITY`] variables.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut security = Vec::new();
+        for (variable, property) in Self::SECURITY {
+            let value: String = crate::config::env_or(variable, String::new())?;
+            if !value.is_empty() {
+                security.push((property, value));
+            }
+        }
+        if let Some((_, protocol)) = security.iter().find(|(p, _)| *p == "security.protocol") {
+            let known = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
+            anyhow::ensure!(
+                known.contains(&protocol.to_ascii_lowercase().as_str()),
+                "environment variable KAFKA_SECURITY_PROTOCOL={protocol:?} is invalid: expected one of {known:?}"
+            );
+        }
+        Ok(Self { brokers: crate::config::env_or("KAFKA_BROKERS", "127.0.0.1:9092".to_string())?, security })
+    }
+
+    /// The variables [`Kafka::from_env`] reads back as `self`.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("KAFKA_BROKERS", self.brokers.clone())];
+        for (variable, property) in Self::SECURITY {
+            if let Some((_, value)) = self.security.iter().find(|(p, _)| *p == property) {
+                env.push((variable, value.clone()));
+            }
+        }
+        env
+    }
+
+    /// A client configuration for these brokers, with their security settings: what
+    /// every client of the product starts from.
+    pub fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers).set("socket.connection.setup.timeout.ms", "3000");
+        for (property, value) in &self.security {
+            config.set(*property, value);
+        }
+        config
+    }
+}
+
 /// A producer that never claims success for a record the brokers did not persist:
 /// idempotent, `acks=all`, and giving up after `delivery_timeout` so callers can answer
 /// 503 instead of hanging.
-pub fn producer(brokers: &str, delivery_timeout: Duration) -> anyhow::Result<FutureProducer> {
-    let producer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+pub fn producer(kafka: &Kafka, delivery_timeout: Duration) -> anyhow::Result<FutureProducer> {
+    let producer = kafka
+        .client()
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "2")
         .set("compression.type", "lz4")
         .set("message.timeout.ms", delivery_timeout.as_millis().to_string())
-        .set("socket.connection.setup.timeout.ms", "3000")
         .create()?;
     Ok(producer)
 }
@@ -83,9 +156,9 @@ pub type AssignedConsumer = StreamConsumer<LagContext>;
 /// soon as it has read its sink's offsets, on any broker. `group` labels metrics; it is
 /// also the client's `group.id`, which librdkafka wants even for assigned partitions
 /// (without `subscribe` nothing joins a group).
-pub fn assigned_consumer(brokers: &str, group: &str, fetch_wait: Duration, positions: Positions) -> anyhow::Result<AssignedConsumer> {
-    let consumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+pub fn assigned_consumer(kafka: &Kafka, group: &str, fetch_wait: Duration, positions: Positions) -> anyhow::Result<AssignedConsumer> {
+    let consumer = kafka
+        .client()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -96,24 +169,24 @@ pub fn assigned_consumer(brokers: &str, group: &str, fetch_wait: Duration, posit
         .set("fetch.wait.max.ms", fetch_wait.as_millis().to_string())
         // Bounds what is prefetched while a sink is down and the loop does not read.
         .set("queued.max.messages.kbytes", "16384")
-        .set("socket.connection.setup.timeout.ms", "3000")
         .set("statistics.interval.ms", "5000")
         .create_with_context(LagContext { group: group.to_string(), positions })?;
     Ok(consumer)
 }
 
-/// Creates `topics` with `partitions` partitions each, and each one's dead-letter topic
-/// with one, all replicated `replication` times; existing topics are left alone, so every
-/// service can call it at start.
-pub async fn ensure_topics(brokers: &str, topics: &[&str], partitions: i32, replication: i32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).set("socket.connection.setup.timeout.ms", "3000").create()?;
+/// Creates `topics` as `settings` say, and each one's dead-letter topic with one
+/// partition; existing topics are left alone, so every service can call it at start.
+pub async fn ensure_topics(kafka: &Kafka, topics: &[&str], settings: &crate::config::TopicSettings) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = kafka.client().create()?;
     let dead_letters: Vec<String> = topics.iter().map(|t| crate::consumer::dead_letter_topic(t)).collect();
-    let new_topics: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
-        .chain(dead_letters.iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(replication))))
-        .collect();
+    let configs = settings.configs();
+    let new_topic = |name, partitions| {
+        configs.iter().fold(NewTopic::new(name, partitions, TopicReplication::Fixed(settings.replication)), |topic, (key, value)| {
+            topic.set(key, value)
+        })
+    };
+    let new_topics: Vec<NewTopic<'_>> =
+        topics.iter().map(|t| new_topic(t, settings.partitions)).chain(dead_letters.iter().map(|t| new_topic(t.as_str(), 1))).collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5))).request_timeout(Some(Duration::from_secs(5)));
     for result in admin.create_topics(&new_topics, &options).await? {
         match result {
@@ -126,7 +199,12 @@ pub async fn ensure_topics(brokers: &str, topics: &[&str], partitions: i32, repl
 
 /// The partition numbers of `topic`, as the broker's metadata has them.
 pub fn partitions<C: ConsumerContext, K: Consumer<C>>(consumer: &K, topic: &str, timeout: Duration) -> anyhow::Result<Vec<i32>> {
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    partitions_of(consumer.client(), topic, timeout)
+}
+
+/// [`partitions`] through any client (a producer's, say).
+pub fn partitions_of<C: ClientContext>(client: &rdkafka::client::Client<C>, topic: &str, timeout: Duration) -> anyhow::Result<Vec<i32>> {
+    let metadata = client.fetch_metadata(Some(topic), timeout)?;
     let found = metadata.topics().first().ok_or_else(|| anyhow::anyhow!("no metadata for topic {topic}"))?;
     if let Some(error) = found.error() {
         anyhow::bail!("topic {topic}: {:?}", RDKafkaErrorCode::from(error));
@@ -136,25 +214,25 @@ pub fn partitions<C: ConsumerContext, K: Consumer<C>>(consumer: &K, topic: &str,
     Ok(partitions)
 }
 
-/// A short-lived client for metadata and watermark look-ups.
-fn metadata_client(brokers: &str) -> anyhow::Result<BaseConsumer> {
-    Ok(ClientConfig::new().set("bootstrap.servers", brokers).create()?)
+/// A short-lived client for metadata, watermark and offset look-ups.
+pub fn metadata_client(kafka: &Kafka) -> anyhow::Result<BaseConsumer> {
+    Ok(kafka.client().create()?)
 }
 
 /// [`partitions`] through a client of its own. Blocks: call it from a blocking thread.
-pub fn topic_partitions(brokers: &str, topic: &str, timeout: Duration) -> anyhow::Result<Vec<i32>> {
-    partitions(&metadata_client(brokers)?, topic, timeout)
+pub fn topic_partitions(kafka: &Kafka, topic: &str, timeout: Duration) -> anyhow::Result<Vec<i32>> {
+    partitions(&metadata_client(kafka)?, topic, timeout)
 }
 
 /// Per partition of `topic`, the offset the next record will get (the high watermark).
 /// Blocks: call it from a blocking thread, or use [`fetch_high_watermarks`].
-pub fn high_watermarks(brokers: &str, topic: &str, timeout: Duration) -> anyhow::Result<HashMap<i32, i64>> {
-    let client = metadata_client(brokers)?;
+pub fn high_watermarks(kafka: &Kafka, topic: &str, timeout: Duration) -> anyhow::Result<HashMap<i32, i64>> {
+    let client = metadata_client(kafka)?;
     partitions(&client, topic, timeout)?.into_iter().map(|p| Ok((p, client.fetch_watermarks(topic, p, timeout)?.1))).collect()
 }
 
 /// [`high_watermarks`] from async code (on a blocking thread).
-pub async fn fetch_high_watermarks(brokers: &str, topic: &str, timeout: Duration) -> anyhow::Result<HashMap<i32, i64>> {
-    let (brokers, topic) = (brokers.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || high_watermarks(&brokers, &topic, timeout)).await?
+pub async fn fetch_high_watermarks(kafka: &Kafka, topic: &str, timeout: Duration) -> anyhow::Result<HashMap<i32, i64>> {
+    let (kafka, topic) = (kafka.clone(), topic.to_string());
+    tokio::task::spawn_blocking(move || high_watermarks(&kafka, &topic, timeout)).await?
 }

@@ -29,19 +29,36 @@ pub enum Redis {
     Cluster(ClusterConnection),
 }
 
+/// The root certificates to trust for `rediss://` URLs: the PEM file `ca_file` (a
+/// private CA, `REDIS_CA_FILE`), or the system's when `None`.
+fn trusted(ca_file: Option<&str>) -> anyhow::Result<Option<redis::TlsCertificates>> {
+    let Some(path) = ca_file else { return Ok(None) };
+    let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read REDIS_CA_FILE={path:?}: {e}"))?;
+    Ok(Some(redis::TlsCertificates { client_tls: None, root_cert: Some(pem) }))
+}
+
+/// A client of one node: `url` (`redis://` or, with TLS, `rediss://`).
+fn node_client(url: &str, ca_file: Option<&str>) -> anyhow::Result<redis::Client> {
+    Ok(match trusted(ca_file)? {
+        Some(certificates) => redis::Client::build_with_tls(url, certificates)?,
+        None => redis::Client::open(url)?,
+    })
+}
+
 impl Redis {
     /// Connects to `url`, or with `cluster` to the cluster whose seed nodes `url` lists
-    /// (comma-separated).
-    pub async fn connect(url: &str, cluster: bool) -> anyhow::Result<Self> {
+    /// (comma-separated); `rediss://` URLs use TLS, trusting `ca_file` if given.
+    pub async fn connect(url: &str, cluster: bool, ca_file: Option<&str>) -> anyhow::Result<Self> {
         if cluster {
             let nodes: Vec<&str> = url.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
-            let client = redis::cluster::ClusterClientBuilder::new(nodes)
-                .connection_timeout(CONNECTION_TIMEOUT)
-                .response_timeout(RESPONSE_TIMEOUT)
-                .build()?;
-            Ok(Self::Cluster(client.get_async_connection().await?))
+            let mut builder =
+                redis::cluster::ClusterClientBuilder::new(nodes).connection_timeout(CONNECTION_TIMEOUT).response_timeout(RESPONSE_TIMEOUT);
+            if let Some(certificates) = trusted(ca_file)? {
+                builder = builder.certs(certificates);
+            }
+            Ok(Self::Cluster(builder.build()?.get_async_connection().await?))
         } else {
-            let client = redis::Client::open(url)?;
+            let client = node_client(url, ca_file)?;
             let config = redis::aio::ConnectionManagerConfig::new()
                 .set_response_timeout(Some(RESPONSE_TIMEOUT))
                 .set_connection_timeout(Some(CONNECTION_TIMEOUT));
@@ -57,9 +74,9 @@ impl Redis {
 
 /// The node a subscriber connects to for pub/sub: `url` itself, or the first seed node
 /// of a cluster (a cluster delivers every `PUBLISH` to subscribers on any node).
-pub fn subscriber_client(url: &str) -> anyhow::Result<redis::Client> {
+pub fn subscriber_client(url: &str, ca_file: Option<&str>) -> anyhow::Result<redis::Client> {
     let first = url.split(',').map(str::trim).find(|n| !n.is_empty()).unwrap_or(url);
-    Ok(redis::Client::open(first)?)
+    node_client(first, ca_file)
 }
 
 /// Whether a command failed because its connection was lost (a restarted server, say):

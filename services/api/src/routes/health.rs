@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(health)).routes(routes!(live))
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(live)).routes(routes!(ready))
 }
 
 /// Whether the API's dependencies answer.
@@ -37,7 +37,25 @@ async fn live() -> &'static str {
     "ok"
 }
 
-/// Readiness: PostgreSQL, Redis and the broker each answer within 2 s.
+/// Readiness: the process takes traffic until it was told to stop. Nothing outside the
+/// process is asked: a Redis blip or a broker's rolling restart would take every replica
+/// out of the load balancer at once, and the API answers its own 503 for the one thing
+/// it cannot do meanwhile.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations",
+    responses(
+        (status = 200, body = String, content_type = "text/plain", description = "`ok`"),
+        (status = 503, body = String, content_type = "text/plain", description = "`draining`: shutting down"),
+    ))]
+async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if state.draining.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else {
+        (StatusCode::OK, "ok")
+    }
+}
+
+/// Whether PostgreSQL, Redis and the broker each answer within 2 s: for dashboards and
+/// people, not for probes (see [`ready`]).
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses(
         (status = 200, body = Health, description = "`{\"status\": \"healthy\"}`"),

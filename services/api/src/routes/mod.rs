@@ -16,7 +16,7 @@ mod posts;
 
 use crate::error::{ApiError, FeedMeError};
 use crate::AppState;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -82,7 +82,8 @@ pub fn router(
 /// Prometheus metrics of this API instance.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, body = String, content_type = "text/plain", description = "Prometheus text format")))]
-async fn metrics() -> String {
+async fn metrics(State(state): State<AppState>) -> String {
+    crate::lag::record(&state).await;
     feed_core::metrics::render()
 }
 
@@ -178,6 +179,7 @@ mod tests {
             "/analytics",
             "/health",
             "/livez",
+            "/readyz",
             "/metrics",
             "/openapi.json",
         ] {
