@@ -118,6 +118,12 @@ pub fn growth(samples: &[Sample], of: impl Fn(&Sample) -> f64) -> (f64, f64, f64
     (warm, end, end - warm)
 }
 
+/// A process's RSS in a sample.
+type Reading = fn(&Sample) -> f64;
+
+/// The processes a report lists, and where their RSS is in a sample.
+const PROCESSES: [(&str, Reading); 3] = [("api", |x| x.api_mib), ("writer", |x| x.writer_mib), ("fanout", |x| x.fanout_mib)];
+
 /// The results as Markdown.
 pub fn markdown(soak: &Soak, config: &SoakConfig, command: &str) -> String {
     let mut s = String::from("# Soak: memory with nobody scraping metrics\n\n");
@@ -138,8 +144,7 @@ pub fn markdown(soak: &Soak, config: &SoakConfig, command: &str) -> String {
     s.push_str(
         "| process | RSS after warm-up (first third) | RSS at the end | growth | per request after warm-up |\n|---|---|---|---|---|\n",
     );
-    let rows: [(&str, fn(&Sample) -> f64); 3] = [("api", |x| x.api_mib), ("writer", |x| x.writer_mib), ("fanout", |x| x.fanout_mib)];
-    for (name, of) in rows {
+    for (name, of) in PROCESSES {
         let (warm, end, grew) = growth(&soak.samples, of);
         let per_request = grew * 1024.0 * 1024.0 / (requests * 2.0 / 3.0).max(1.0);
         s.push_str(&format!("| {name} | {warm:.1} MiB | {end:.1} MiB | {grew:+.1} MiB | {per_request:+.1} bytes |\n"));
