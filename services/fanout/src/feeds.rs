@@ -82,8 +82,11 @@ use std::collections::HashMap;
 /// each (an `SSCAN` page, the members a script returns or takes).
 pub const CHUNK: usize = 1000;
 
-/// Most commands in flight at once; they are pipelined on each connection.
-const IN_FLIGHT: usize = 256;
+/// Most commands in flight at once; they are pipelined on each connection. Redis runs
+/// what one connection has pipelined back to back before it turns to other clients, so
+/// this also bounds how long a big push makes other readers wait: with 256, readers'
+/// p99 during a 100,000-follower push was 1.9 times their p99 alone.
+const IN_FLIGHT: usize = 32;
 
 /// Runs `invocations` concurrently, [`IN_FLIGHT`] at a time (pipelined on each
 /// connection); the results in their order.
