@@ -62,6 +62,8 @@ def check(docs):
     api = [d for d in by_kind.get("Deployment", []) if d["metadata"]["name"] == "feed-api"]
     if not api or pod_spec(api[0])["containers"][0]["readinessProbe"]["httpGet"]["path"] != "/readyz":
         problems.append("Deployment/feed-api: readiness must be /readyz (process-only)")
+    if api and "preStop" not in pod_spec(api[0])["containers"][0].get("lifecycle", {}):
+        problems.append("Deployment/feed-api: no preStop delay (clients would be sent to a pod that stopped accepting)")
     if not by_kind.get("HorizontalPodAutoscaler"):
         problems.append("no HorizontalPodAutoscaler for the API")
     if not by_kind.get("NetworkPolicy"):

@@ -119,8 +119,10 @@ async fn clients_over_their_rate_get_429_and_nothing_is_recorded() {
     let body: serde_json::Value = limited.json().await.unwrap();
     assert_eq!(body["message"], "Too many requests");
     assert_eq!(stack.published_on(&stack.common.analytics_topic).await, 3, "the refused hit was not published");
-    // Operations routes are never limited.
-    assert_eq!(stack.get("/livez", None).await.0, reqwest::StatusCode::OK);
+    // Operations routes are never limited, probes above all.
+    for path in ["/livez", "/readyz", "/livez", "/readyz", "/livez", "/readyz"] {
+        assert_eq!(stack.send_text(reqwest::Method::GET, path).await.0, reqwest::StatusCode::OK, "{path}");
+    }
 
     // With a key: per key, independent of other keys (once each key is known).
     assert_eq!(stack.get("/me", Some("abc123")).await.0, reqwest::StatusCode::OK);

@@ -191,3 +191,36 @@ async fn a_draining_api_fails_readiness_and_serves_until_its_delay_ends() {
     assert!(refused.is_err(), "a stopped API still answers: {refused:?}");
     stack.stop().await;
 }
+
+/// The sum of `feed_pipeline_lag` over the partitions of `group` in a Prometheus text page.
+fn pipeline_lag(metrics: &str, group: &str) -> Option<f64> {
+    let prefix = format!("feed_pipeline_lag{{group=\"{group}\",");
+    let values: Vec<f64> =
+        metrics.lines().filter(|l| l.starts_with(&prefix)).filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok())).collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// The API's `/metrics` reports each consumer's lag from the broker's high watermarks and
+/// the consumer's own progress marks, so a consumer that is gone still shows its lag
+/// (its own `feed_consumer_lag` went with it) — what the lag alerts are built on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lag_of_a_consumer_that_is_gone_shows_in_the_apis_metrics() {
+    let options = e2e::StackOptions { read_your_writes_timeout: std::time::Duration::from_millis(200), ..Default::default() };
+    let mut stack = Stack::start_with(options).await;
+    assert_eq!(stack.post("/post", KEYS[0], json!({"type": "post", "content": "before"})).await.0, StatusCode::OK);
+    stack.wait_applied(&stack.common.fanout_group).await;
+    let (fanout, writer) = (stack.common.fanout_group.clone(), stack.common.writer_group.clone());
+    let (_, metrics) = stack.send_text(reqwest::Method::GET, "/metrics").await;
+    assert_eq!(pipeline_lag(&metrics, &fanout), Some(0.0), "{metrics}");
+
+    stack.fanout.take().unwrap().stop().await;
+    for i in 0..3 {
+        assert_eq!(stack.post("/post", KEYS[1], json!({"type": "post", "content": format!("{i}")})).await.0, StatusCode::OK);
+    }
+    stack.wait_applied(&writer).await;
+    let (_, metrics) = stack.send_text(reqwest::Method::GET, "/metrics").await;
+    assert_eq!(pipeline_lag(&metrics, &fanout), Some(3.0), "the fan-out is gone and 3 posts wait: {metrics}");
+    assert_eq!(pipeline_lag(&metrics, &writer), Some(0.0), "the writer applied them");
+    assert!(metrics.contains("feed_pipeline_watermarks_up{topic="), "{metrics}");
+    stack.stop().await;
+}

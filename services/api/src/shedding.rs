@@ -5,7 +5,7 @@
 //!   a key, and for requests whose key is not yet known to be valid, so made-up keys
 //!   share one bucket), refilled at the configured rate with a burst of one second's worth; an
 //!   empty bucket answers 429 with `Retry-After` and the `RateLimit-*` headers. Off by
-//!   default. Operations routes (`/livez`, `/health`, `/metrics`, `/openapi.json`) are
+//!   default. Operations routes (`/livez`, `/readyz`, `/health`, `/metrics`, `/openapi.json`) are
 //!   never limited.
 //! - Shedding: at most [`Settings::max_pending_writes`] writes are in flight (published
 //!   and waiting for read-your-writes) at once; a write beyond that answers 503 with
@@ -101,7 +101,7 @@ impl Shedding {
 /// The middleware: limits a request by its key, or else its client address.
 pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let settings = state.shedding.settings;
-    let operations = matches!(request.uri().path(), "/livez" | "/health" | "/metrics" | "/openapi.json");
+    let operations = matches!(request.uri().path(), "/livez" | "/readyz" | "/health" | "/metrics" | "/openapi.json");
     let key = request.headers().get(crate::auth::KEY_HEADER).map(|v| crate::auth::hash_key(String::from_utf8_lossy(v.as_bytes()).trim()));
     let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
     let (client, rate) = match key {

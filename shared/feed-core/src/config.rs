@@ -91,12 +91,23 @@ impl TopicSettings {
     /// Reads the topic settings from the environment.
     pub fn from_env() -> anyhow::Result<Self> {
         let replication: i32 = env_or("TOPIC_REPLICATION", 1)?;
-        let settings = Self {
+        Self {
             partitions: env_or("TOPIC_PARTITIONS", 3)?,
             replication,
-            min_insync_replicas: env_or("TOPIC_MIN_INSYNC_REPLICAS", (replication - 1).max(1))?,
+            min_insync_replicas: env_or("TOPIC_MIN_INSYNC_REPLICAS", Self::default_min_insync(replication))?,
             retention_hours: env_or("TOPIC_RETENTION_HOURS", 168)?,
-        };
+        }
+        .checked()
+    }
+
+    /// One less than the replication factor, at least 1: 2 of 3 replicas acknowledge.
+    pub fn default_min_insync(replication: i32) -> i32 {
+        (replication - 1).max(1)
+    }
+
+    /// `self` if its values make sense together.
+    fn checked(self) -> anyhow::Result<Self> {
+        let (settings, replication) = (self, self.replication);
         anyhow::ensure!(settings.partitions >= 1, "TOPIC_PARTITIONS must be at least 1");
         anyhow::ensure!(
             (1..=replication.max(1)).contains(&settings.min_insync_replicas),
@@ -345,6 +356,19 @@ impl Default for ConsumerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topics_acknowledge_on_all_but_one_replica_and_keep_a_week() {
+        assert_eq!(TopicSettings::default_min_insync(3), 2);
+        assert_eq!(TopicSettings::default_min_insync(1), 1, "a single broker cannot ask for two");
+        let production = TopicSettings { partitions: 6, replication: 3, min_insync_replicas: 2, retention_hours: 168 };
+        assert_eq!(
+            production.checked().unwrap().configs(),
+            [("min.insync.replicas", "2".to_string()), ("retention.ms", "604800000".to_string())]
+        );
+        assert!(TopicSettings { min_insync_replicas: 4, ..production }.checked().is_err(), "more than the replicas");
+        assert!(TopicSettings { retention_hours: 0, ..production }.checked().is_err());
+    }
 
     #[test]
     fn time_windows_include_their_bounds() {
