@@ -23,6 +23,8 @@ pub struct SoakConfig {
     pub readers: usize,
     /// Connections posting.
     pub writers: usize,
+    /// Extra environment of the API (`BODY_CACHE_ENTRIES=1000`, say).
+    pub api_env: Vec<(String, String)>,
 }
 
 /// One sample: seconds since the load started, and each process's RSS in MiB.
@@ -52,7 +54,7 @@ pub struct Soak {
 /// Runs the soak.
 pub async fn run(config: &SoakConfig) -> anyhow::Result<Soak> {
     let stack = ScratchStack::start(&config.common, "soak").await?;
-    let (api, url, _) = stack.start_api(&[])?;
+    let (api, url, _) = stack.start_api(&config.api_env)?;
     let http =
         reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(config.readers + config.writers).build()?;
     ready(&http, &url, &api).await?;
@@ -132,6 +134,10 @@ pub fn markdown(soak: &Soak, config: &SoakConfig, command: &str) -> String {
         "{} connections read `GET /feed/friends` and {} post, back to back, for {:?}; the writer, fan-out and API are this run's own processes and nothing requests `/metrics`.\n\n",
         config.readers, config.writers, config.duration
     ));
+    if !config.api_env.is_empty() {
+        let env: Vec<String> = config.api_env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        s.push_str(&format!("The API ran with {}.\n\n", env.join(" ")));
+    }
     s.push_str(&format!(
         "- reads: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms ({} errors)\n",
         soak.reads.rate, soak.reads.p50_ms, soak.reads.p99_ms, soak.reads.errors

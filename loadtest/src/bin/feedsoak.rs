@@ -27,7 +27,13 @@ struct Args {
     /// Connections posting.
     #[arg(long, default_value_t = 4)]
     writers: usize,
-    /// Directory for soak.md and soak.json.
+    /// Extra environment of the API, `NAME=VALUE` (repeatable).
+    #[arg(long = "api-env", value_parser = parse_env)]
+    api_env: Vec<(String, String)>,
+    /// Name of the report (`<out>/<name>.md`).
+    #[arg(long, default_value = "soak")]
+    name: String,
+    /// Directory for the report.
     #[arg(long, default_value = "loadtest/results")]
     out: String,
 }
@@ -42,7 +48,12 @@ async fn main() -> anyhow::Result<()> {
         sample_every: Duration::from_secs(args.sample_every),
         readers: args.readers,
         writers: args.writers,
+        api_env: args.api_env,
     };
     let soak = run(&config).await?;
-    loadtest::write_report(&args.out, "soak", &markdown(&soak, &config, &loadtest::command_line()), &soak)
+    loadtest::write_report(&args.out, &args.name, &markdown(&soak, &config, &loadtest::command_line()), &soak)
+}
+
+fn parse_env(pair: &str) -> Result<(String, String), String> {
+    pair.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{pair:?} is not NAME=VALUE"))
 }
