@@ -83,6 +83,7 @@ def exercise(api):
     ivan, nico = "abc123", "abc124"
     now_ms = int(time.time() * 1000)
     api.call("GET", "/livez", 200)
+    api.call("GET", "/readyz", 200)
     api.call("GET", "/health", 200)
     api.call("GET", "/metrics", 200)
     document = json.loads(api.call("GET", "/openapi.json", 200))
