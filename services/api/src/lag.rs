@@ -29,10 +29,8 @@ pub async fn record(state: &AppState) {
     topics.dedup();
     for topic in topics {
         let (producer, name) = (producer.clone(), topic.to_string());
-        let highs = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(i32, i64)>> {
-            let client = rdkafka::producer::Producer::client(&producer);
-            let partitions = feed_core::kafka::partitions_of(client, &name, WATERMARK_TIMEOUT)?;
-            partitions.into_iter().map(|p| Ok((p, client.fetch_watermarks(&name, p, WATERMARK_TIMEOUT)?.1))).collect()
+        let highs = tokio::task::spawn_blocking(move || {
+            feed_core::kafka::high_watermarks_of(rdkafka::producer::Producer::client(&producer), &name, WATERMARK_TIMEOUT)
         })
         .await;
         let highs = match highs {

@@ -227,8 +227,16 @@ pub fn topic_partitions(kafka: &Kafka, topic: &str, timeout: Duration) -> anyhow
 /// Per partition of `topic`, the offset the next record will get (the high watermark).
 /// Blocks: call it from a blocking thread, or use [`fetch_high_watermarks`].
 pub fn high_watermarks(kafka: &Kafka, topic: &str, timeout: Duration) -> anyhow::Result<HashMap<i32, i64>> {
-    let client = metadata_client(kafka)?;
-    partitions(&client, topic, timeout)?.into_iter().map(|p| Ok((p, client.fetch_watermarks(topic, p, timeout)?.1))).collect()
+    high_watermarks_of(metadata_client(kafka)?.client(), topic, timeout)
+}
+
+/// [`high_watermarks`] through a client already open (a producer's, say). Blocks.
+pub fn high_watermarks_of<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    timeout: Duration,
+) -> anyhow::Result<HashMap<i32, i64>> {
+    partitions_of(client, topic, timeout)?.into_iter().map(|p| Ok((p, client.fetch_watermarks(topic, p, timeout)?.1))).collect()
 }
 
 /// [`high_watermarks`] from async code (on a blocking thread).
